@@ -1,0 +1,78 @@
+-- The ledger: one row per priced event, appended and never changed.
+--
+-- Spend is a projection of these rows. A correction (a re-price) is a new row
+-- whose corrects_event_id names the row it adjusts and whose amounts are the
+-- difference, so the sum over a scope is always the corrected spend.
+--
+-- Growth: not partitioned yet. The unique event_id is enforced by the primary
+-- key, and a partitioned table can only enforce uniqueness on keys that contain
+-- the partition column. When the table nears ~100M rows the plan is monthly
+-- range partitions on occurred_at with primary key (event_id, occurred_at):
+-- event ids are UUIDv7, so the ledger derives occurred_at's month from the id
+-- itself and a duplicate always lands in the same partition. Until then one
+-- table keeps inserts and the idempotency check simple.
+CREATE TABLE ledger_entries (
+    event_id              uuid        PRIMARY KEY,
+    corrects_event_id     uuid,
+    occurred_at           timestamptz NOT NULL,
+    recorded_at           timestamptz NOT NULL DEFAULT now(),
+
+    key_id                text        NOT NULL,
+    team_id               text        NOT NULL DEFAULT '',
+    user_id               text        NOT NULL DEFAULT '',
+    org_id                text        NOT NULL DEFAULT '',
+    end_user_id           text        NOT NULL DEFAULT '',
+    tags                  text[]      NOT NULL DEFAULT '{}',
+
+    model_group           text        NOT NULL,
+    deployment_id         text        NOT NULL,
+    provider              text        NOT NULL,
+    backend_model         text        NOT NULL,
+
+    input_tokens          bigint      NOT NULL DEFAULT 0 CHECK (input_tokens >= 0),
+    output_tokens         bigint      NOT NULL DEFAULT 0 CHECK (output_tokens >= 0),
+    cache_read_tokens     bigint      NOT NULL DEFAULT 0 CHECK (cache_read_tokens >= 0),
+    cache_creation_tokens bigint      NOT NULL DEFAULT 0 CHECK (cache_creation_tokens >= 0),
+    cache_creation_1h_tokens bigint   NOT NULL DEFAULT 0 CHECK (cache_creation_1h_tokens >= 0),
+    reasoning_tokens      bigint      NOT NULL DEFAULT 0 CHECK (reasoning_tokens >= 0),
+
+    -- Amounts in nano-USD. Corrections may be negative; original entries never are.
+    total_nanos           bigint      NOT NULL,
+    -- Per-component breakdown: name, tokens, unit price, rule, exact cost, nanos.
+    components            jsonb       NOT NULL DEFAULT '[]',
+    priced                boolean     NOT NULL,
+    unknown_components    text[]      NOT NULL DEFAULT '{}',
+    catalog_version       text        NOT NULL,
+    reservation_id        text        NOT NULL DEFAULT '',
+
+    CHECK (corrects_event_id IS NOT NULL OR total_nanos >= 0),
+    CHECK (priced OR cardinality(unknown_components) > 0)
+);
+
+-- Spend queries filter by one scope and a time range.
+CREATE INDEX ledger_entries_key_time      ON ledger_entries (key_id, occurred_at);
+CREATE INDEX ledger_entries_team_time     ON ledger_entries (team_id, occurred_at) WHERE team_id <> '';
+CREATE INDEX ledger_entries_user_time     ON ledger_entries (user_id, occurred_at) WHERE user_id <> '';
+CREATE INDEX ledger_entries_org_time      ON ledger_entries (org_id, occurred_at) WHERE org_id <> '';
+CREATE INDEX ledger_entries_end_user_time ON ledger_entries (end_user_id, occurred_at) WHERE end_user_id <> '';
+CREATE INDEX ledger_entries_deployment_time ON ledger_entries (deployment_id, occurred_at);
+CREATE INDEX ledger_entries_provider_time ON ledger_entries (provider, occurred_at);
+CREATE INDEX ledger_entries_tags          ON ledger_entries USING gin (tags);
+CREATE INDEX ledger_entries_corrects      ON ledger_entries (corrects_event_id) WHERE corrects_event_id IS NOT NULL;
+
+-- Append-only is enforced by the database, not by convention.
+CREATE FUNCTION ledger_entries_append_only() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger_entries is append-only: % is not allowed; write a correction entry instead', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+
+CREATE TRIGGER ledger_entries_no_update_delete
+    BEFORE UPDATE OR DELETE ON ledger_entries
+    FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();
+
+CREATE TRIGGER ledger_entries_no_truncate
+    BEFORE TRUNCATE ON ledger_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
