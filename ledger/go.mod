@@ -11,3 +11,10 @@ require (
 	golang.org/x/crypto v0.57.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
+
+require (
+	github.com/spendledger/spendledger/gen v0.0.0
+	google.golang.org/protobuf v1.36.12
+)
+
+replace github.com/spendledger/spendledger/gen => ../gen
