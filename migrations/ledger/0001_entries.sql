@@ -45,6 +45,12 @@ CREATE TABLE ledger_entries (
     catalog_version       text        NOT NULL,
     reservation_id        text        NOT NULL DEFAULT '',
 
+    -- Where the event sat in the COSTS stream, and the transaction that
+    -- inserted the row: together they let the Redis projection apply each
+    -- entry exactly once and skip rows a reseed already counted (ADR 2).
+    stream_seq            bigint      NOT NULL DEFAULT 0,
+    tx_id                 xid8        NOT NULL DEFAULT pg_current_xact_id(),
+
     CHECK (corrects_event_id IS NOT NULL OR total_nanos >= 0),
     CHECK (priced OR cardinality(unknown_components) > 0)
 );
