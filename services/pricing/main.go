@@ -6,6 +6,9 @@
 //
 //	-http-addr (HTTP_ADDR)        /healthz, /readyz, /metrics; default 127.0.0.1:4030
 //	-nats-url (NATS_URL)          NATS with JetStream; default nats://127.0.0.1:4222
+//	-catalog-file (PRICING_CATALOG_FILE)  a price map in LiteLLM's JSON shape whose entries
+//	                              replace or extend the built-in catalog, entry by entry
+//	-batch-size (PRICING_BATCH_SIZE)  events priced and published per batch; default 256
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -16,14 +19,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	js "github.com/spendledger/spendledger/ledger/jetstream"
+	"github.com/spendledger/spendledger/ledger/pricing"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
+	"github.com/spendledger/spendledger/services/pricing/internal/pricer"
 )
 
 // consumerName is the durable every pricing instance shares.
@@ -42,6 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs := envflag.New("pricing", stderr)
 	sf := serve.DefineFlags(fs, "127.0.0.1:4030")
 	natsURL := stores.NATSURLFlag(fs)
+	catalogFile := fs.String("catalog-file", "PRICING_CATALOG_FILE", "", "price map (LiteLLM JSON shape) replacing or extending built-in entries")
+	batchSize := fs.Int("batch-size", "PRICING_BATCH_SIZE", 256, "events priced and published per batch")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -50,6 +58,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
+	catalog, err := loadCatalog(*catalogFile)
+	if err != nil {
+		return err
+	}
+	log.Info("catalog loaded", "version", catalog.Version(), "entries", catalog.Len(), "override_file", *catalogFile)
+
 	srv := serve.New(log)
 	nc, stream, err := stores.NATS(*natsURL, "pricing", log)
 	if err != nil {
@@ -57,16 +71,54 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	defer nc.Close()
 	srv.AddCheck("nats", stores.NATSCheck(nc))
-	srv.Start(ctx, "streams", func(ctx context.Context) error {
+	var consumer jetstream.Consumer
+	ready := srv.Start(ctx, "streams", func(ctx context.Context) error {
 		if err := js.EnsureStreams(ctx, stream); err != nil {
 			return err
 		}
-		_, err := js.EnsureConsumer(ctx, stream, js.UsageStream, jetstream.ConsumerConfig{
-			Durable:     consumerName,
-			Description: "prices UsageRecorded into CostComputed",
+		c, err := js.EnsureConsumer(ctx, stream, js.UsageStream, jetstream.ConsumerConfig{
+			Durable:       consumerName,
+			Description:   "prices UsageRecorded into CostComputed",
+			MaxAckPending: 4 * *batchSize,
 		})
+		consumer = c
 		return err
 	})
 
-	return srv.Run(ctx, *sf.Addr, *sf.Grace)
+	w := &worker{js: stream, pricer: pricer.New(catalog), log: log, metrics: newMetrics(srv.Registry)}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ready:
+		}
+		if err := js.ConsumeBatches(ctx, consumer, *batchSize, w.handle); err != nil {
+			log.Error("consumer stopped", "err", err)
+		}
+	})
+	err = srv.Run(ctx, *sf.Addr, *sf.Grace)
+	// The in-flight batch finishes before the connection closes.
+	wg.Wait()
+	return err
+}
+
+// loadCatalog returns the built-in catalog, merged with an operator's file when given.
+func loadCatalog(path string) (*pricing.Catalog, error) {
+	builtin, err := pricing.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	if path == "" {
+		return builtin, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog file: %w", err)
+	}
+	override, err := pricing.ParseCatalog(b)
+	if err != nil {
+		return nil, fmt.Errorf("catalog file %s: %w", path, err)
+	}
+	return builtin.Merge(override), nil
 }

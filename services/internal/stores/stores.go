@@ -38,7 +38,9 @@ func NATS(url, name string, log *slog.Logger) (*nats.Conn, jetstream.JetStream, 
 	if err != nil {
 		return nil, nil, fmt.Errorf("stores: connect nats %s: %w", url, err)
 	}
-	js, err := jetstream.New(nc)
+	// A bounded async-publish timeout: a future must resolve even when the
+	// server vanishes mid-flight, so consumers can nak instead of hanging.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		nc.Close()
 		return nil, nil, fmt.Errorf("stores: jetstream: %w", err)
