@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -158,8 +159,12 @@ func (p *Pricer) resolve(u *eventsv1.UsageRecorded) (pricing.Resolution, error) 
 // fingerprint is an unambiguous string of a deployment's pricing inputs: every
 // part is length-prefixed, so no two different inputs share a fingerprint.
 func fingerprint(provider, model, baseModel string, overrides map[string]string) string {
-	var b strings.Builder
-	part := func(s string) { fmt.Fprintf(&b, "%d:%s", len(s), s) }
+	b := make([]byte, 0, 128)
+	part := func(s string) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
 	part(provider)
 	part(model)
 	part(baseModel)
@@ -167,7 +172,7 @@ func fingerprint(provider, model, baseModel string, overrides map[string]string)
 		part(k)
 		part(overrides[k])
 	}
-	return b.String()
+	return string(b)
 }
 
 // Validate checks what pricing and the ledger rely on.
