@@ -10,7 +10,7 @@ import (
 	"github.com/spendledger/spendledger/ledger/pricing"
 )
 
-func newPricer(t *testing.T) *Pricer {
+func newPricer(t testing.TB) *Pricer {
 	t.Helper()
 	cat, err := pricing.Builtin()
 	if err != nil {
