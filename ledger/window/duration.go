@@ -15,9 +15,17 @@ import (
 // comparable with ==, and equal durations describe identical windows ("24h"
 // and "1d" are equal, as are "1w" and "7d").
 type Duration struct {
-	seconds int64 // > 0 for a fixed duration
-	months  int64 // > 0 for a month duration
+	seconds  int64 // > 0 for a fixed duration
+	months   int64 // > 0 for a month duration
+	lifetime bool  // one window that never resets (see Lifetime)
 }
+
+// Lifetime is the duration of a budget without budget_duration: a single
+// window, index 0, that never resets. Its canonical spelling is "lifetime".
+var Lifetime = Duration{lifetime: true}
+
+// lifetimeText is Lifetime's spelling, in counter keys and in Parse.
+const lifetimeText = "lifetime"
 
 // ErrInvalidDuration is wrapped by every error Parse returns.
 var ErrInvalidDuration = errors.New("window: invalid duration")
@@ -54,6 +62,9 @@ var units = map[string]int64{
 // because a silently misread duration is a budget that resets at the wrong
 // time.
 func Parse(s string) (Duration, error) {
+	if s == lifetimeText {
+		return Lifetime, nil
+	}
 	i := 0
 	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
 		i++
@@ -88,6 +99,9 @@ func MustParse(s string) Duration {
 	return d
 }
 
+// IsLifetime reports whether d is Lifetime.
+func (d Duration) IsLifetime() bool { return d.lifetime }
+
 // IsZero reports whether d is the invalid zero Duration.
 func (d Duration) IsZero() bool { return d == Duration{} }
 
@@ -111,6 +125,9 @@ func (d Duration) String() string {
 // allocating when b has room; counter keys are built on the admission path.
 // It implements encoding.TextAppender and never fails.
 func (d Duration) AppendText(b []byte) ([]byte, error) {
+	if d.lifetime {
+		return append(b, lifetimeText...), nil
+	}
 	if d.months > 0 {
 		return append(strconv.AppendInt(b, d.months, 10), "mo"...), nil
 	}

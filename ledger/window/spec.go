@@ -36,6 +36,16 @@ type Spec struct {
 	Calendar bool
 }
 
+// LifetimeSpec is the spec of a budget that never resets.
+func LifetimeSpec() Spec { return Spec{Duration: Lifetime, Calendar: true} }
+
+// A lifetime window spans every instant an entry can carry; its end stands for
+// "never resets" and is far enough that no real time reaches it.
+var (
+	lifetimeStart = time.Unix(0, 0).UTC()
+	lifetimeEnd   = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // 1970-01-01 was a Thursday; the first Monday after the epoch anchors
 // calendar weeks.
 const firstMondaySeconds = 4 * secondsPerDay
@@ -45,6 +55,13 @@ const firstMondaySeconds = 4 * secondsPerDay
 func (s Spec) Validate() error {
 	if s.Duration.IsZero() {
 		return errors.New("window: spec has no duration")
+	}
+	if s.Duration.lifetime {
+		if !s.Calendar {
+			// One spelling per counter: a lifetime window has no anchor.
+			return errors.New("window: a lifetime spec is Calendar (use LifetimeSpec)")
+		}
+		return nil
 	}
 	if !s.Calendar && s.Anchor.IsZero() {
 		// A zero anchor is almost certainly a budget whose creation time was
@@ -79,6 +96,9 @@ func (s Spec) String() string {
 //
 // Index panics if s has a zero Duration; see Validate.
 func (s Spec) Index(t time.Time) int64 {
+	if s.Duration.lifetime {
+		return 0
+	}
 	if s.Duration.months > 0 {
 		return s.monthIndex(t)
 	}
@@ -88,6 +108,9 @@ func (s Spec) Index(t time.Time) int64 {
 // Bounds returns window k as [start, end); end is the reset time. Both are
 // in UTC. Bounds(k).end == Bounds(k+1).start, so windows tile the time line.
 func (s Spec) Bounds(k int64) (start, end time.Time) {
+	if s.Duration.lifetime {
+		return lifetimeStart, lifetimeEnd
+	}
 	if s.Duration.months > 0 {
 		a := s.monthAnchor()
 		return a.start(k, s.Duration.months), a.start(k+1, s.Duration.months)
