@@ -507,8 +507,13 @@ type Admission struct {
 	// order given.
 	AllowedDeploymentIds []string        `protobuf:"bytes,4,rep,name=allowed_deployment_ids,json=allowedDeploymentIds,proto3" json:"allowed_deployment_ids,omitempty"`
 	Budgets              []*BudgetStatus `protobuf:"bytes,5,rep,name=budgets,proto3" json:"budgets,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Every counter admission checked (scope.CounterKey form), with or without a
+	// reservation on it. The gateway copies them into UsageRecorded so the ledger
+	// applies the cost to exactly the counters admission saw, and a replay lands
+	// every cent where it landed the first time.
+	CounterKeys   []string `protobuf:"bytes,6,rep,name=counter_keys,json=counterKeys,proto3" json:"counter_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Admission) Reset() {
@@ -572,6 +577,13 @@ func (x *Admission) GetAllowedDeploymentIds() []string {
 func (x *Admission) GetBudgets() []*BudgetStatus {
 	if x != nil {
 		return x.Budgets
+	}
+	return nil
+}
+
+func (x *Admission) GetCounterKeys() []string {
+	if x != nil {
+		return x.CounterKeys
 	}
 	return nil
 }
@@ -2551,14 +2563,15 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\badmitted\x18\x01 \x01(\v2 .spendledger.budget.v1.AdmissionH\x00R\badmitted\x127\n" +
 	"\x06denied\x18\x02 \x01(\v2\x1d.spendledger.budget.v1.DenialH\x00R\x06deniedB\n" +
 	"\n" +
-	"\bdecision\"\x89\x02\n" +
+	"\bdecision\"\xac\x02\n" +
 	"\tAdmission\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x129\n" +
 	"\n" +
 	"expires_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAt\x12%\n" +
 	"\x0ereserved_nanos\x18\x03 \x01(\x03R\rreservedNanos\x124\n" +
 	"\x16allowed_deployment_ids\x18\x04 \x03(\tR\x14allowedDeploymentIds\x12=\n" +
-	"\abudgets\x18\x05 \x03(\v2#.spendledger.budget.v1.BudgetStatusR\abudgets\"\x9c\x01\n" +
+	"\abudgets\x18\x05 \x03(\v2#.spendledger.budget.v1.BudgetStatusR\abudgets\x12!\n" +
+	"\fcounter_keys\x18\x06 \x03(\tR\vcounterKeys\"\x9c\x01\n" +
 	"\x06Denial\x12;\n" +
 	"\x06budget\x18\x01 \x01(\v2#.spendledger.budget.v1.BudgetStatusR\x06budget\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +

@@ -155,7 +155,11 @@ type UsageRecorded struct {
 	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
 	Streamed    bool                   `protobuf:"varint,12,opt,name=streamed,proto3" json:"streamed,omitempty"`
 	// The gateway instance that served the call.
-	GatewayId     string `protobuf:"bytes,13,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	GatewayId string `protobuf:"bytes,13,opt,name=gateway_id,json=gatewayId,proto3" json:"gateway_id,omitempty"`
+	// The budget counters this call's cost lands on, as admission computed them
+	// (Admission.counter_keys). Counters of budgets created later are reseeded
+	// from the ledger, which holds this event.
+	CounterKeys   []string `protobuf:"bytes,14,rep,name=counter_keys,json=counterKeys,proto3" json:"counter_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +283,13 @@ func (x *UsageRecorded) GetGatewayId() string {
 		return x.GatewayId
 	}
 	return ""
+}
+
+func (x *UsageRecorded) GetCounterKeys() []string {
+	if x != nil {
+		return x.CounterKeys
+	}
+	return nil
 }
 
 // CostComputed is published by pricing on stream COSTS, subject
@@ -731,7 +742,7 @@ var File_spendledger_events_v1_events_proto protoreflect.FileDescriptor
 
 const file_spendledger_events_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\"spendledger/events/v1/events.proto\x12\x15spendledger.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$spendledger/events/v1/identity.proto\"\xcc\x05\n" +
+	"\"spendledger/events/v1/events.proto\x12\x15spendledger.events.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$spendledger/events/v1/identity.proto\"\xef\x05\n" +
 	"\rUsageRecorded\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -749,7 +760,8 @@ const file_spendledger_events_v1_events_proto_rawDesc = "" +
 	"\fcompleted_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x12\x1a\n" +
 	"\bstreamed\x18\f \x01(\bR\bstreamed\x12\x1d\n" +
 	"\n" +
-	"gateway_id\x18\r \x01(\tR\tgatewayId\x1aA\n" +
+	"gateway_id\x18\r \x01(\tR\tgatewayId\x12!\n" +
+	"\fcounter_keys\x18\x0e \x03(\tR\vcounterKeys\x1aA\n" +
 	"\x13PriceOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc2\x03\n" +
