@@ -247,8 +247,6 @@ type ModelGroupSpend struct {
 	ModelGroup    string                 `protobuf:"bytes,1,opt,name=model_group,json=modelGroup,proto3" json:"model_group,omitempty"`
 	SpentNanos    int64                  `protobuf:"varint,2,opt,name=spent_nanos,json=spentNanos,proto3" json:"spent_nanos,omitempty"`
 	Requests      int64                  `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
-	InputTokens   int64                  `protobuf:"varint,4,opt,name=input_tokens,json=inputTokens,proto3" json:"input_tokens,omitempty"`
-	OutputTokens  int64                  `protobuf:"varint,5,opt,name=output_tokens,json=outputTokens,proto3" json:"output_tokens,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -300,20 +298,6 @@ func (x *ModelGroupSpend) GetSpentNanos() int64 {
 func (x *ModelGroupSpend) GetRequests() int64 {
 	if x != nil {
 		return x.Requests
-	}
-	return 0
-}
-
-func (x *ModelGroupSpend) GetInputTokens() int64 {
-	if x != nil {
-		return x.InputTokens
-	}
-	return 0
-}
-
-func (x *ModelGroupSpend) GetOutputTokens() int64 {
-	if x != nil {
-		return x.OutputTokens
 	}
 	return 0
 }
@@ -727,15 +711,13 @@ const file_spendledger_ledger_v1_ledger_proto_rawDesc = "" +
 	"\x10unpriced_entries\x18\x03 \x01(\x03R\x0funpricedEntries\"\x86\x01\n" +
 	"\x18SpendByModelGroupRequest\x122\n" +
 	"\x05scope\x18\x01 \x01(\v2\x1c.spendledger.events.v1.ScopeR\x05scope\x126\n" +
-	"\x05range\x18\x02 \x01(\v2 .spendledger.ledger.v1.TimeRangeR\x05range\"\xb7\x01\n" +
+	"\x05range\x18\x02 \x01(\v2 .spendledger.ledger.v1.TimeRangeR\x05range\"o\n" +
 	"\x0fModelGroupSpend\x12\x1f\n" +
 	"\vmodel_group\x18\x01 \x01(\tR\n" +
 	"modelGroup\x12\x1f\n" +
 	"\vspent_nanos\x18\x02 \x01(\x03R\n" +
 	"spentNanos\x12\x1a\n" +
-	"\brequests\x18\x03 \x01(\x03R\brequests\x12!\n" +
-	"\finput_tokens\x18\x04 \x01(\x03R\vinputTokens\x12#\n" +
-	"\routput_tokens\x18\x05 \x01(\x03R\foutputTokens\"W\n" +
+	"\brequests\x18\x03 \x01(\x03R\brequests\"W\n" +
 	"\x19SpendByModelGroupResponse\x12:\n" +
 	"\x04rows\x18\x01 \x03(\v2&.spendledger.ledger.v1.ModelGroupSpendR\x04rows\"\x7f\n" +
 	"\x11SpendByDayRequest\x122\n" +
