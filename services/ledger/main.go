@@ -28,6 +28,7 @@ import (
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
+	"github.com/spendledger/spendledger/services/ledger/internal/api"
 )
 
 // consumerName is the durable every ledger instance shares.
@@ -75,7 +76,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv.AddCheck("nats", stores.NATSCheck(nc))
 	srv.AddCheck("postgres", stores.PostgresCheck(pool))
 	srv.AddCheck("redis", stores.RedisCheck(rdb))
-	path, handler := ledgerv1connect.NewLedgerServiceHandler(ledgerv1connect.UnimplementedLedgerServiceHandler{})
+	path, handler := ledgerv1connect.NewLedgerServiceHandler(api.New(pool))
 	srv.Mux.Handle(path, handler)
 
 	srv.Start(ctx, "migrations", func(ctx context.Context) error {
