@@ -185,5 +185,8 @@ func comparable(e pgstore.Entry) pgstore.Entry {
 	if len(e.UnknownComponents) == 0 {
 		e.UnknownComponents = nil
 	}
+	if len(e.CounterKeys) == 0 {
+		e.CounterKeys = nil
+	}
 	return e
 }

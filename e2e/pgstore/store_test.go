@@ -608,8 +608,14 @@ func TestEntriesAfter(t *testing.T) {
 	var want []pgstore.Entry
 	// Tags that an array literal must quote: they round-trip and are summed.
 	odd := []string{"t", `a,b`, `q"x`, `b\s`, `{c}`, "NULL", "ü 1"}
+	keys := []string{
+		scope.CounterKey(scope.Scope{Kind: scope.KindKey, ID: "k"}, window.LifetimeSpec(), 0),
+		scope.CounterKey(scope.Scope{Kind: scope.KindTag, ID: `a,b`}, window.Spec{Duration: window.MustParse("1d"), Calendar: true}, 20522),
+	}
 	for seq := uint64(1); seq <= 50; seq++ {
-		want = append(want, mustEntry(t, costEvent(newID(), at, who{tags: odd}, int64(seq)), seq))
+		c := costEvent(newID(), at, who{tags: odd}, int64(seq))
+		c.Usage.CounterKeys = keys // they must come back: re-projection applies to them
+		want = append(want, mustEntry(t, c, seq))
 	}
 	batches := slices.Clone(want)
 	rand.Shuffle(len(batches), func(i, j int) { batches[i], batches[j] = batches[j], batches[i] })

@@ -72,6 +72,10 @@ type Entry struct {
 	// TxID is the xid8 of the transaction that inserted the row; set by the
 	// database, ignored on insert.
 	TxID uint64
+	// CounterKeys are the budget counters the cost lands on, as admission
+	// computed them (UsageRecorded.counter_keys); re-projection after a Redis
+	// outage applies the entry to exactly these.
+	CounterKeys []string
 }
 
 // Component is the cost of one kind of token, as stored in the components
@@ -178,6 +182,7 @@ func EntryFromCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
 		TotalNanos:        c.GetTotalNanos(),
 		Priced:            priced,
 		UnknownComponents: slices.Clone(c.GetUnknownComponents()),
+		CounterKeys:       slices.Clone(u.GetCounterKeys()),
 		CatalogVersion:    c.GetCatalogVersion(),
 		ReservationID:     u.GetReservationId(),
 		StreamSeq:         streamSeq,
@@ -251,6 +256,13 @@ func (e *Entry) validate() ([16]byte, error) {
 	id, err := parseUUID(e.EventID)
 	if err != nil {
 		return id, bad("event_id", "%v", err)
+	}
+	for _, k := range e.CounterKeys {
+		// Projection writes to these keys: a malformed one would be a counter
+		// nothing else can find.
+		if _, _, _, err := scope.ParseCounterKey(k); err != nil {
+			return id, bad("counter_keys", "%v", err)
+		}
 	}
 	correction := e.CorrectsEventID != ""
 	if correction {

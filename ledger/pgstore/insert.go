@@ -56,25 +56,25 @@ INSERT INTO ledger_entries (
     key_id, team_id, user_id, org_id, end_user_id, tags,
     model_group, deployment_id, provider, backend_model,
     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
-    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq)
+    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys)
 SELECT
     u.event_id, u.corrects_event_id, u.occurred_at,
     u.key_id, u.team_id, u.user_id, u.org_id, u.end_user_id, u.tags::text[],
     u.model_group, u.deployment_id, u.provider, u.backend_model,
     u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens, u.cache_creation_1h_tokens, u.reasoning_tokens,
-    u.total_nanos, u.components::jsonb, u.priced, u.unknown_components::text[], u.catalog_version, u.reservation_id, u.stream_seq
+    u.total_nanos, u.components::jsonb, u.priced, u.unknown_components::text[], u.catalog_version, u.reservation_id, u.stream_seq, u.counter_keys::text[]
 FROM unnest(
     $1::uuid[], $2::uuid[], $3::timestamptz[],
     $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
     $10::text[], $11::text[], $12::text[], $13::text[],
     $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
-    $20::bigint[], $21::text[], $22::boolean[], $23::text[], $24::text[], $25::text[], $26::bigint[]
+    $20::bigint[], $21::text[], $22::boolean[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::text[]
 ) AS u(
     event_id, corrects_event_id, occurred_at,
     key_id, team_id, user_id, org_id, end_user_id, tags,
     model_group, deployment_id, provider, backend_model,
     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
-    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq)
+    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id, tx_id, total_nanos, stream_seq`
 
@@ -214,6 +214,7 @@ func insertArgs(entries []Entry, ids [][16]byte, uniq []int) ([]any, error) {
 		catalog     = make([]string, n)
 		reservation = make([]string, n)
 		streamSeq   = make([]int64, n)
+		counterKeys = make([]string, n)
 	)
 	for j, i := range uniq {
 		e := &entries[i]
@@ -242,13 +243,14 @@ func insertArgs(entries []Entry, ids [][16]byte, uniq []int) ([]any, error) {
 		unknown[j] = arrayLiteral(e.UnknownComponents)
 		catalog[j], reservation[j] = e.CatalogVersion, e.ReservationID
 		streamSeq[j] = int64(e.StreamSeq) // validated to fit
+		counterKeys[j] = arrayLiteral(e.CounterKeys)
 	}
 	return []any{
 		eventID, correctsID, occurredAt,
 		keyID, teamID, userID, orgID, endUserID, tags,
 		modelGroup, deployment, provider, backend,
 		input, output, cacheRead, cacheCreate, cache1h, reasoning,
-		total, components, priced, unknown, catalog, reservation, streamSeq,
+		total, components, priced, unknown, catalog, reservation, streamSeq, counterKeys,
 	}, nil
 }
 

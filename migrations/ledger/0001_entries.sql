@@ -50,6 +50,9 @@ CREATE TABLE ledger_entries (
     -- entry exactly once and skip rows a reseed already counted (ADR 2).
     stream_seq            bigint      NOT NULL DEFAULT 0,
     tx_id                 xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    -- The budget counters the cost lands on, as admission computed them
+    -- (scope.CounterKey form); re-projection applies the entry to these.
+    counter_keys          text[]      NOT NULL DEFAULT '{}',
 
     CHECK (corrects_event_id IS NOT NULL OR total_nanos >= 0),
     CHECK (corrects_event_id IS DISTINCT FROM event_id),
