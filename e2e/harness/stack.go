@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -307,4 +308,29 @@ func concat(parts ...[]string) []string {
 		out = append(out, p...)
 	}
 	return out
+}
+
+// Run runs a service binary with a subcommand (e.g. "ledger", "verify") against
+// the stack's stores and returns its exit code and combined output. The
+// stores' flags are appended after args.
+func (st *Stack) Run(service string, args ...string) (int, string) {
+	st.t.Helper()
+	dir, err := serviceBinaries()
+	if err != nil {
+		st.t.Fatalf("harness: %v", err)
+	}
+	args = append(args, "--database-url", st.PostgresURL, "--redis-url", st.RedisURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(dir, service), args...).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0, string(out)
+	case errors.As(err, &exit):
+		return exit.ExitCode(), string(out)
+	default:
+		st.t.Fatalf("harness: run %s %v: %v\n%s", service, args, err, out)
+		return -1, ""
+	}
 }

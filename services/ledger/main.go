@@ -8,6 +8,9 @@
 //	-nats-url (NATS_URL)          NATS with JetStream; default nats://127.0.0.1:4222
 //	-database-url (DATABASE_URL)  Postgres; migrations of the ledger set run at start
 //	-redis-url (REDIS_URL)        Redis holding the spend counters
+//	-batch-size (LEDGER_BATCH_SIZE)          entries committed per transaction; default 500
+//	-flush-interval (LEDGER_FLUSH_INTERVAL)  how long a batch that is not full waits for more
+//	                              entries; default 2ms (a lone event is never held longer)
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -18,17 +21,21 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/spendledger/spendledger/gen/spendledger/ledger/v1/ledgerv1connect"
 	js "github.com/spendledger/spendledger/ledger/jetstream"
+	"github.com/spendledger/spendledger/ledger/redisstore"
 	"github.com/spendledger/spendledger/migrations"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
 	"github.com/spendledger/spendledger/services/ledger/internal/api"
+	"github.com/spendledger/spendledger/services/ledger/internal/ingest"
 )
 
 // consumerName is the durable every ledger instance shares.
@@ -37,7 +44,21 @@ const consumerName = "ledger"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+	args := os.Args[1:]
+	var err error
+	switch {
+	case len(args) > 0 && commands[args[0]] != nil:
+		err = commands[args[0]](ctx, args[1:], os.Getenv, os.Stdout, os.Stderr)
+	case len(args) > 0 && args[0] == "help":
+		fmt.Fprint(os.Stdout, usage)
+		return
+	default:
+		err = run(ctx, args, os.Getenv, os.Stderr)
+	}
+	if err == errDiffer {
+		os.Exit(1)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ledger:", err)
 		os.Exit(1)
 	}
@@ -49,6 +70,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	natsURL := stores.NATSURLFlag(fs)
 	dbURL := stores.DatabaseURLFlag(fs)
 	redisURL := stores.RedisURLFlag(fs)
+	batchSize := fs.Int("batch-size", "LEDGER_BATCH_SIZE", 500, "entries committed per transaction")
+	flush := fs.Duration("flush-interval", "LEDGER_FLUSH_INTERVAL", 2*time.Millisecond, "how long a batch that is not full waits for more entries")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -79,19 +102,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	path, handler := ledgerv1connect.NewLedgerServiceHandler(api.New(pool))
 	srv.Mux.Handle(path, handler)
 
-	srv.Start(ctx, "migrations", func(ctx context.Context) error {
+	migrated := srv.Start(ctx, "migrations", func(ctx context.Context) error {
 		return stores.Migrate(ctx, log, pool, migrations.Ledger)
 	})
-	srv.Start(ctx, "streams", func(ctx context.Context) error {
+	var consumer jetstream.Consumer
+	streamsReady := srv.Start(ctx, "streams", func(ctx context.Context) error {
 		if err := js.EnsureStreams(ctx, stream); err != nil {
 			return err
 		}
-		_, err := js.EnsureConsumer(ctx, stream, js.CostsStream, jetstream.ConsumerConfig{
-			Durable:     consumerName,
-			Description: "appends CostComputed to the ledger",
+		c, err := js.EnsureConsumer(ctx, stream, js.CostsStream, jetstream.ConsumerConfig{
+			Durable:       consumerName,
+			Description:   "appends CostComputed to the ledger",
+			MaxAckPending: 4 * *batchSize,
 		})
+		consumer = c
 		return err
 	})
 
-	return srv.Run(ctx, *sf.Addr, *sf.Grace)
+	gaps := ingest.NewGaps()
+	metrics := ingest.NewMetrics(srv.Registry, gaps)
+	projector := &ingest.Projector{DB: pool, Redis: redisstore.New(rdb), Observe: metrics.Observe}
+	ingester := &ingest.Ingester{
+		DB: pool, JS: stream, Projector: projector, Gaps: gaps,
+		Consumer: consumerName, Log: log, Metrics: metrics,
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		// Consume only once the schema exists and the consumer is in place.
+		for _, ready := range []<-chan struct{}{migrated, streamsReady} {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ready:
+			}
+		}
+		wg.Go(func() { gaps.TrackAckFloor(ctx, consumer, time.Second, log) })
+		wg.Go(func() { gaps.Catchup(ctx, projector, time.Second, log) })
+		if err := js.ConsumeBatches(ctx, consumer, *batchSize, ingester.Handle, js.WithLinger(*flush)); err != nil {
+			log.Error("consumer stopped", "err", err)
+		}
+	})
+
+	err = srv.Run(ctx, *sf.Addr, *sf.Grace)
+	// The batch in flight commits and acks before the stores close.
+	wg.Wait()
+	return err
 }

@@ -1,0 +1,51 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the ingest path's Prometheus metrics.
+type Metrics struct {
+	entries         *prometheus.CounterVec
+	outcomes        *prometheus.CounterVec
+	deadLetters     prometheus.Counter
+	insertFailures  prometheus.Counter
+	projectFailures prometheus.Counter
+	batch           prometheus.Histogram
+	lag             prometheus.Histogram
+}
+
+// NewMetrics registers the metrics on reg.
+func NewMetrics(reg prometheus.Registerer, gaps *Gaps) *Metrics {
+	m := &Metrics{
+		entries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_entries_total", Help: "CostComputed events committed, by whether the row was new or a duplicate.",
+		}, []string{"kind"}),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_projection_outcomes_total", Help: "Per-counter projection outcomes (settled, direct, duplicate, in_seed, reseeded, expired, fallback).",
+		}, []string{"outcome"}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_dead_letters_total", Help: "Events rejected to the dead-letter stream.",
+		}),
+		insertFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_insert_failures_total", Help: "Batches not committed (Postgres failing); their events are redelivered.",
+		}),
+		projectFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ledger_projection_failures_total", Help: "Entries committed but not projected (Redis failing); caught up later.",
+		}),
+		batch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ledger_batch_seconds", Help: "Time to commit and project one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "ledger_projection_lag_seconds", Help: "From CostComputed stored in JetStream to its counters updated.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	gapDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ledger_projection_gap_entries", Help: "Entries waiting for re-projection while Redis is failing.",
+	}, func() float64 { return float64(gaps.Len()) })
+	reg.MustRegister(m.entries, m.outcomes, m.deadLetters, m.insertFailures, m.projectFailures, m.batch, m.lag, gapDepth)
+	return m
+}
+
+// Observe counts a projection outcome; it is a Projector.Observe.
+func (m *Metrics) Observe(what string) { m.outcomes.WithLabelValues(what).Inc() }
