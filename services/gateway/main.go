@@ -11,6 +11,10 @@
 //	-ledger-url (LEDGER_URL)      ledger service base URL; default http://127.0.0.1:4020
 //	-nats-url (NATS_URL)          NATS with JetStream; default nats://127.0.0.1:4222
 //	-spool-dir (SPOOL_DIR)        durable local spool for events while NATS is away; default .data/spool
+//	-catalog-file (PRICING_CATALOG_FILE)  price map merged over the built-in catalog, for the
+//	                              x-litellm-response-cost header (use the pricing service's file)
+//	-gateway-id (GATEWAY_ID)      this instance's name in events; default the host name
+//	-auth-cache-ttl (AUTH_CACHE_TTL)  how long a key's identity is cached; default 5s
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -20,13 +24,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	js "github.com/spendledger/spendledger/ledger/jetstream"
+	"github.com/spendledger/spendledger/ledger/pricing"
+	"github.com/spendledger/spendledger/services/gateway/internal/budget"
 	"github.com/spendledger/spendledger/services/gateway/internal/config"
+	"github.com/spendledger/spendledger/services/gateway/internal/deploy"
+	"github.com/spendledger/spendledger/services/gateway/internal/events"
+	"github.com/spendledger/spendledger/services/gateway/internal/router"
+	"github.com/spendledger/spendledger/services/gateway/internal/server"
+	"github.com/spendledger/spendledger/services/gateway/internal/spool"
+	"github.com/spendledger/spendledger/services/gateway/internal/upstream"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
@@ -48,6 +62,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	budgetURL := fs.String("budget-url", "BUDGET_URL", "http://127.0.0.1:4010", "budget service base URL")
 	ledgerURL := fs.String("ledger-url", "LEDGER_URL", "http://127.0.0.1:4020", "ledger service base URL")
 	spoolDir := fs.String("spool-dir", "SPOOL_DIR", ".data/spool", "directory of the durable event spool")
+	catalogFile := fs.String("catalog-file", "PRICING_CATALOG_FILE", "", "price map (LiteLLM JSON shape) merged over the built-in catalog, for the response cost header")
+	hostname, _ := os.Hostname()
+	gatewayID := fs.String("gateway-id", "GATEWAY_ID", hostname, "this gateway instance's name in usage events")
+	authTTL := fs.Duration("auth-cache-ttl", "AUTH_CACHE_TTL", 5*time.Second, "how long an authenticated key is cached (blocking a key takes effect within it)")
 	natsURL := stores.NATSURLFlag(fs)
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
@@ -69,16 +87,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.GeneralSettings.MasterKey == "" {
 		log.Warn("general_settings.master_key is not set; admin endpoints are disabled")
 	}
-	if err := os.MkdirAll(*spoolDir, 0o750); err != nil {
-		return fmt.Errorf("spool dir: %w", err)
+	catalog, err := loadCatalog(*catalogFile)
+	if err != nil {
+		return err
 	}
-	log.Info("config loaded", "deployments", len(cfg.ModelList), "ledger_url", *ledgerURL)
+
+	upstreamClient := upstream.NewHTTPClient()
+	set, warnings, err := deploy.Build(cfg, catalog, upstreamClient, getenv)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", *configPath, err)
+	}
+	settings, more, err := deploy.RouterSettings(cfg, set)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", *configPath, err)
+	}
+	for _, w := range append(warnings, more...) {
+		log.Warn("config", "warning", w)
+	}
+	for _, d := range set.Deployments {
+		log.Info("deployment", "id", d.ID(), "model_group", d.Group(), "backend_model", d.BackendModel, "api_base", d.APIBase, "catalog_entry", entryOf(d))
+	}
 
 	srv := serve.New(log)
-	// LiteLLM's health paths, for load balancers already pointed at them.
-	srv.Mux.Handle("GET /health/liveliness", http.RedirectHandler("/healthz", http.StatusTemporaryRedirect))
-	srv.Mux.Handle("GET /health/readiness", http.RedirectHandler("/readyz", http.StatusTemporaryRedirect))
+	metrics := server.NewMetrics(srv.Registry)
+	rt := router.New(set.RouterDeployments(), settings, router.WithHooks(metrics.RouterHooks()))
 
+	sp, err := spool.Open(*spoolDir, log)
+	if err != nil {
+		return err
+	}
+	if n := sp.Len(); n > 0 {
+		log.Info("spool holds events from a previous run; they are published once NATS answers", "events", n, "dir", *spoolDir)
+	}
 	nc, stream, err := stores.NATS(*natsURL, "gateway", log)
 	if err != nil {
 		return err
@@ -89,9 +129,71 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	go func() {
 		_ = srv.Retry(ctx, "ensure streams", func(ctx context.Context) error { return js.EnsureStreams(ctx, stream) })
 	}()
+	pub := events.NewPublisher(stream, nc.IsConnected, sp, events.NewMetrics(srv.Registry, sp), log, events.Options{})
+
+	budgetClient := budget.NewClient(budgetHTTPClient(), *budgetURL)
 	srv.AddCheck("budget", httpReady(*budgetURL+"/readyz"))
 
-	return srv.Run(ctx, *sf.Addr, *sf.Grace)
+	api := server.New(server.Config{
+		Set: set, Router: rt, Budget: budget.NewCached(budgetClient, *authTTL, min(*authTTL, time.Second)),
+		Publisher: pub, Metrics: metrics, Log: log,
+		MasterKey: cfg.GeneralSettings.MasterKey, GatewayID: *gatewayID,
+		Ready: srv.Ready,
+	})
+	api.Register(srv.Mux)
+	log.Info("gateway configured", "deployments", len(set.Deployments), "model_groups", len(set.Groups), "ledger_url", *ledgerURL)
+
+	runErr := srv.Run(ctx, *sf.Addr, *sf.Grace)
+	// Every request has finished: wait for the acks of events in flight and
+	// spool what was not acknowledged.
+	cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := pub.Close(cctx); err != nil {
+		log.Error("closing the event publisher", "err", err)
+	}
+	return runErr
+}
+
+func entryOf(d *deploy.Deployment) string {
+	if d.Pricing == nil {
+		return ""
+	}
+	return d.Pricing.Entry
+}
+
+// loadCatalog returns the built-in catalog, merged with an operator's file when given.
+func loadCatalog(path string) (*pricing.Catalog, error) {
+	cat, err := pricing.Builtin()
+	if err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	if path == "" {
+		return cat, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("catalog file: %w", err)
+	}
+	override, err := pricing.ParseCatalog(b)
+	if err != nil {
+		return nil, fmt.Errorf("catalog file %s: %w", path, err)
+	}
+	return cat.Merge(override), nil
+}
+
+// budgetHTTPClient is the client for the budget service: admission is on every
+// request, so connections are kept alive and the pool is wide.
+func budgetHTTPClient() *http.Client {
+	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			DialContext:         d.DialContext,
+			MaxIdleConns:        2048,
+			MaxIdleConnsPerHost: 1024,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
 }
 
 // httpReady is a readiness check that a dependency's /readyz answers 200.

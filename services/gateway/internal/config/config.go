@@ -85,14 +85,20 @@ type Prices struct {
 
 // RouterSettings configures routing between the deployments of a group.
 type RouterSettings struct {
-	RoutingStrategy        string                  `yaml:"routing_strategy"`
-	NumRetries             *int                    `yaml:"num_retries"`
-	Fallbacks              []map[string][]string   `yaml:"fallbacks"`
-	ContextWindowFallbacks []map[string][]string   `yaml:"context_window_fallbacks"`
-	AllowedFails           *int                    `yaml:"allowed_fails"`
-	CooldownTime           *Decimal                `yaml:"cooldown_time"`
-	Timeout                *Decimal                `yaml:"timeout"`
-	EnableWeightedFailover bool                    `yaml:"enable_weighted_failover"`
+	RoutingStrategy        string                `yaml:"routing_strategy"`
+	NumRetries             *int                  `yaml:"num_retries"`
+	Fallbacks              []map[string][]string `yaml:"fallbacks"`
+	ContextWindowFallbacks []map[string][]string `yaml:"context_window_fallbacks"`
+	AllowedFails           *int                  `yaml:"allowed_fails"`
+	CooldownTime           *Decimal              `yaml:"cooldown_time"`
+	Timeout                *Decimal              `yaml:"timeout"`
+	// EnableWeightedFailover is on unless explicitly false: a failed deployment
+	// is retried on the group's other deployments before cross-group fallbacks.
+	// LiteLLM defaults it off; this gateway defaults it on because failing a
+	// request while a healthy sibling deployment exists is never what an
+	// operator wants. Writing false restores LiteLLM's old behaviour.
+	EnableWeightedFailover *bool                   `yaml:"enable_weighted_failover"`
+	DisableCooldowns       bool                    `yaml:"disable_cooldowns"`
 	ProviderBudgetConfig   map[string]BudgetConfig `yaml:"provider_budget_config"`
 	RedisHost              string                  `yaml:"redis_host"`
 	RedisPort              *int                    `yaml:"redis_port"`
