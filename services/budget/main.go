@@ -2,12 +2,22 @@
 // checks every budget that applies to a request and reserves the request's
 // upper-bound cost atomically in Redis. It serves Connect, gRPC and gRPC-Web.
 //
+// Keys, principals and budgets live in Postgres (internal/store); per-request
+// reads go through a cache that every instance keeps in step with
+// LISTEN/NOTIFY (internal/cache); the Connect API is internal/api, and
+// budgetsvc wires them together.
+//
 // Configuration (flags, or the environment variables in parentheses):
 //
 //	-http-addr (HTTP_ADDR)        Connect API, /healthz, /readyz, /metrics; default 127.0.0.1:4010
 //	-nats-url (NATS_URL)          NATS with JetStream (budget threshold events)
 //	-database-url (DATABASE_URL)  Postgres; migrations of the budget set run at start
 //	-redis-url (REDIS_URL)        Redis holding counters and reservations
+//	-catalog-file (PRICING_CATALOG_FILE)  price map merged over the built-in catalog, for estimates
+//	-reservation-ttl (BUDGET_RESERVATION_TTL)  how long an unsettled reservation counts; default 5m
+//	-redis-fault-policy (BUDGET_REDIS_FAULT_POLICY)  fail_closed (default) or last_known
+//	-max-tokens-cap (BUDGET_MAX_TOKENS_CAP)  output tokens assumed without max_tokens;
+//	                              0: the catalog's max output tokens, else 4096
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -19,10 +29,15 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
-	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
 	js "github.com/spendledger/spendledger/ledger/jetstream"
+	"github.com/spendledger/spendledger/ledger/redisstore"
 	"github.com/spendledger/spendledger/migrations"
+	"github.com/spendledger/spendledger/services/budget/budgetsvc"
+	"github.com/spendledger/spendledger/services/budget/internal/admission"
+	"github.com/spendledger/spendledger/services/budget/internal/api"
+	"github.com/spendledger/spendledger/services/internal/catalogfile"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
@@ -43,6 +58,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	natsURL := stores.NATSURLFlag(fs)
 	dbURL := stores.DatabaseURLFlag(fs)
 	redisURL := stores.RedisURLFlag(fs)
+	catalogFile := catalogfile.Flag(fs)
+	reservationTTL := fs.Duration("reservation-ttl", "BUDGET_RESERVATION_TTL", 5*time.Minute, "how long an unsettled reservation counts against budgets")
+	faultPolicy := fs.String("redis-fault-policy", "BUDGET_REDIS_FAULT_POLICY", "fail_closed", "when Redis cannot answer: fail_closed, or last_known (admit against the last spend seen, unreserved)")
+	maxTokensCap := fs.Int("max-tokens-cap", "BUDGET_MAX_TOKENS_CAP", 0, "output tokens assumed for a request without max_tokens; 0 uses the catalog's max output tokens (else 4096)")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -70,8 +89,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv.AddCheck("nats", stores.NATSCheck(nc))
 	srv.AddCheck("postgres", stores.PostgresCheck(pool))
 	srv.AddCheck("redis", stores.RedisCheck(rdb))
-	path, handler := budgetv1connect.NewBudgetServiceHandler(budgetv1connect.UnimplementedBudgetServiceHandler{})
-	srv.Mux.Handle(path, handler)
+	policy, err := admission.ParsePolicy(*faultPolicy)
+	if err != nil {
+		return err
+	}
+	catalog, err := catalogfile.Load(*catalogFile)
+	if err != nil {
+		return err
+	}
+	counters := redisstore.New(rdb)
+	svc := budgetsvc.New(budgetsvc.Config{
+		Pool: pool, Log: log, Registerer: srv.Registry,
+		Admission: func(l budgetsvc.Lookup) (api.Admitter, api.SpendReader) {
+			a := admission.New(admission.Config{
+				Budgets: l, Redis: counters, DB: pool, Catalog: catalog,
+				ReservationTTL: *reservationTTL, MaxTokensCap: int64(*maxTokensCap),
+				OnRedisDown: policy, Log: log, Registerer: srv.Registry,
+			})
+			return a, a
+		},
+	})
+	srv.Mux.Handle(svc.Routes())
 
 	srv.Start(ctx, "migrations", func(ctx context.Context) error {
 		return stores.Migrate(ctx, log, pool, migrations.Budget)
@@ -80,5 +118,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return js.EnsureStreams(ctx, stream)
 	})
 
-	return srv.Run(ctx, *sf.Addr, *sf.Grace)
+	// The cache's LISTEN loop lives exactly as long as the server: it is
+	// stopped and waited for before the deferred closes run.
+	cacheCtx, stopCache := context.WithCancel(ctx)
+	cacheDone := make(chan struct{})
+	go func() {
+		defer close(cacheDone)
+		if err := svc.RunCache(cacheCtx); err != nil {
+			log.Error("budget cache listener stopped", "err", err)
+		}
+	}()
+	err = srv.Run(ctx, *sf.Addr, *sf.Grace)
+	stopCache()
+	<-cacheDone
+	return err
 }

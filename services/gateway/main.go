@@ -32,7 +32,6 @@ import (
 	"time"
 
 	js "github.com/spendledger/spendledger/ledger/jetstream"
-	"github.com/spendledger/spendledger/ledger/pricing"
 	"github.com/spendledger/spendledger/services/gateway/internal/budget"
 	"github.com/spendledger/spendledger/services/gateway/internal/config"
 	"github.com/spendledger/spendledger/services/gateway/internal/deploy"
@@ -41,6 +40,7 @@ import (
 	"github.com/spendledger/spendledger/services/gateway/internal/server"
 	"github.com/spendledger/spendledger/services/gateway/internal/spool"
 	"github.com/spendledger/spendledger/services/gateway/internal/upstream"
+	"github.com/spendledger/spendledger/services/internal/catalogfile"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	budgetURL := fs.String("budget-url", "BUDGET_URL", "http://127.0.0.1:4010", "budget service base URL")
 	ledgerURL := fs.String("ledger-url", "LEDGER_URL", "http://127.0.0.1:4020", "ledger service base URL")
 	spoolDir := fs.String("spool-dir", "SPOOL_DIR", ".data/spool", "directory of the durable event spool")
-	catalogFile := fs.String("catalog-file", "PRICING_CATALOG_FILE", "", "price map (LiteLLM JSON shape) merged over the built-in catalog, for the response cost header")
+	catalogFile := catalogfile.Flag(fs)
 	hostname, _ := os.Hostname()
 	gatewayID := fs.String("gateway-id", "GATEWAY_ID", hostname, "this gateway instance's name in usage events")
 	authTTL := fs.Duration("auth-cache-ttl", "AUTH_CACHE_TTL", 5*time.Second, "how long an authenticated key is cached (blocking a key takes effect within it)")
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if cfg.GeneralSettings.MasterKey == "" {
 		log.Warn("general_settings.master_key is not set; admin endpoints are disabled")
 	}
-	catalog, err := loadCatalog(*catalogFile)
+	catalog, err := catalogfile.Load(*catalogFile)
 	if err != nil {
 		return err
 	}
@@ -159,26 +159,6 @@ func entryOf(d *deploy.Deployment) string {
 		return ""
 	}
 	return d.Pricing.Entry
-}
-
-// loadCatalog returns the built-in catalog, merged with an operator's file when given.
-func loadCatalog(path string) (*pricing.Catalog, error) {
-	cat, err := pricing.Builtin()
-	if err != nil {
-		return nil, fmt.Errorf("built-in catalog: %w", err)
-	}
-	if path == "" {
-		return cat, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("catalog file: %w", err)
-	}
-	override, err := pricing.ParseCatalog(b)
-	if err != nil {
-		return nil, fmt.Errorf("catalog file %s: %w", path, err)
-	}
-	return cat.Merge(override), nil
 }
 
 // budgetHTTPClient is the client for the budget service: admission is on every

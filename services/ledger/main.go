@@ -12,6 +12,7 @@
 //	-flush-interval (LEDGER_FLUSH_INTERVAL)  how long a batch that is not full waits for more
 //	                              entries; default 2ms (a lone event is never held longer)
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
+//	-pprof (LEDGER_PPROF)         serve net/http/pprof under /debug/pprof/ on -http-addr; default off
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
 
@@ -19,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"sync"
@@ -72,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	redisURL := stores.RedisURLFlag(fs)
 	batchSize := fs.Int("batch-size", "LEDGER_BATCH_SIZE", 500, "entries committed per transaction")
 	flush := fs.Duration("flush-interval", "LEDGER_FLUSH_INTERVAL", 2*time.Millisecond, "how long a batch that is not full waits for more entries")
+	withPprof := fs.Bool("pprof", "LEDGER_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -101,6 +104,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	srv.AddCheck("redis", stores.RedisCheck(rdb))
 	path, handler := ledgerv1connect.NewLedgerServiceHandler(api.New(pool))
 	srv.Mux.Handle(path, handler)
+	if *withPprof {
+		// Registered explicitly on the service's mux: importing net/http/pprof
+		// only adds to http.DefaultServeMux, which nothing here serves.
+		srv.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		srv.Mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		srv.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		srv.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		srv.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 
 	migrated := srv.Start(ctx, "migrations", func(ctx context.Context) error {
 		return stores.Migrate(ctx, log, pool, migrations.Ledger)

@@ -25,7 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	js "github.com/spendledger/spendledger/ledger/jetstream"
-	"github.com/spendledger/spendledger/ledger/pricing"
+	"github.com/spendledger/spendledger/services/internal/catalogfile"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
@@ -48,7 +48,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	fs := envflag.New("pricing", stderr)
 	sf := serve.DefineFlags(fs, "127.0.0.1:4030")
 	natsURL := stores.NATSURLFlag(fs)
-	catalogFile := fs.String("catalog-file", "PRICING_CATALOG_FILE", "", "price map (LiteLLM JSON shape) replacing or extending built-in entries")
+	catalogFile := catalogfile.Flag(fs)
 	batchSize := fs.Int("batch-size", "PRICING_BATCH_SIZE", 256, "events priced and published per batch")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
@@ -58,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 
-	catalog, err := loadCatalog(*catalogFile)
+	catalog, err := catalogfile.Load(*catalogFile)
 	if err != nil {
 		return err
 	}
@@ -101,24 +101,4 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	// The in-flight batch finishes before the connection closes.
 	wg.Wait()
 	return err
-}
-
-// loadCatalog returns the built-in catalog, merged with an operator's file when given.
-func loadCatalog(path string) (*pricing.Catalog, error) {
-	builtin, err := pricing.Builtin()
-	if err != nil {
-		return nil, fmt.Errorf("built-in catalog: %w", err)
-	}
-	if path == "" {
-		return builtin, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("catalog file: %w", err)
-	}
-	override, err := pricing.ParseCatalog(b)
-	if err != nil {
-		return nil, fmt.Errorf("catalog file %s: %w", path, err)
-	}
-	return builtin.Merge(override), nil
 }

@@ -511,9 +511,13 @@ type Admission struct {
 	// reservation on it. The gateway copies them into UsageRecorded so the ledger
 	// applies the cost to exactly the counters admission saw, and a replay lands
 	// every cent where it landed the first time.
-	CounterKeys   []string `protobuf:"bytes,6,rep,name=counter_keys,json=counterKeys,proto3" json:"counter_keys,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CounterKeys []string `protobuf:"bytes,6,rep,name=counter_keys,json=counterKeys,proto3" json:"counter_keys,omitempty"`
+	// For each allowed candidate, the counters of its provider and deployment
+	// budgets. The gateway adds the served deployment's keys to the event's
+	// counter_keys.
+	CandidateCounters []*CandidateCounters `protobuf:"bytes,7,rep,name=candidate_counters,json=candidateCounters,proto3" json:"candidate_counters,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Admission) Reset() {
@@ -588,6 +592,66 @@ func (x *Admission) GetCounterKeys() []string {
 	return nil
 }
 
+func (x *Admission) GetCandidateCounters() []*CandidateCounters {
+	if x != nil {
+		return x.CandidateCounters
+	}
+	return nil
+}
+
+// CandidateCounters are the counters one deployment adds to a request.
+type CandidateCounters struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	DeploymentId  string                 `protobuf:"bytes,1,opt,name=deployment_id,json=deploymentId,proto3" json:"deployment_id,omitempty"`
+	CounterKeys   []string               `protobuf:"bytes,2,rep,name=counter_keys,json=counterKeys,proto3" json:"counter_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CandidateCounters) Reset() {
+	*x = CandidateCounters{}
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CandidateCounters) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CandidateCounters) ProtoMessage() {}
+
+func (x *CandidateCounters) ProtoReflect() protoreflect.Message {
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CandidateCounters.ProtoReflect.Descriptor instead.
+func (*CandidateCounters) Descriptor() ([]byte, []int) {
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CandidateCounters) GetDeploymentId() string {
+	if x != nil {
+		return x.DeploymentId
+	}
+	return ""
+}
+
+func (x *CandidateCounters) GetCounterKeys() []string {
+	if x != nil {
+		return x.CounterKeys
+	}
+	return nil
+}
+
 type Denial struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The budget that would be exceeded.
@@ -602,7 +666,7 @@ type Denial struct {
 
 func (x *Denial) Reset() {
 	*x = Denial{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -614,7 +678,7 @@ func (x *Denial) String() string {
 func (*Denial) ProtoMessage() {}
 
 func (x *Denial) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -627,7 +691,7 @@ func (x *Denial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Denial.ProtoReflect.Descriptor instead.
 func (*Denial) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{6}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Denial) GetBudget() *BudgetStatus {
@@ -669,7 +733,7 @@ type BudgetStatus struct {
 
 func (x *BudgetStatus) Reset() {
 	*x = BudgetStatus{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +745,7 @@ func (x *BudgetStatus) String() string {
 func (*BudgetStatus) ProtoMessage() {}
 
 func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +758,7 @@ func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetStatus.ProtoReflect.Descriptor instead.
 func (*BudgetStatus) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{7}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BudgetStatus) GetBudgetId() string {
@@ -756,13 +820,15 @@ func (x *BudgetStatus) GetResetsAt() *timestamppb.Timestamp {
 type ReleaseRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
+	// The counters the reservation holds (Admission.counter_keys).
+	CounterKeys   []string `protobuf:"bytes,2,rep,name=counter_keys,json=counterKeys,proto3" json:"counter_keys,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -774,7 +840,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -787,7 +853,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{8}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ReleaseRequest) GetReservationId() string {
@@ -795,6 +861,13 @@ func (x *ReleaseRequest) GetReservationId() string {
 		return x.ReservationId
 	}
 	return ""
+}
+
+func (x *ReleaseRequest) GetCounterKeys() []string {
+	if x != nil {
+		return x.CounterKeys
+	}
+	return nil
 }
 
 type ReleaseResponse struct {
@@ -807,7 +880,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +892,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +905,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{9}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ReleaseResponse) GetReleased() bool {
@@ -865,7 +938,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -877,7 +950,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -890,7 +963,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{10}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Key) GetKeyId() string {
@@ -990,7 +1063,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1002,7 +1075,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1015,7 +1088,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{11}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateKeyRequest) GetKey() *Key {
@@ -1050,7 +1123,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1062,7 +1135,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1075,7 +1148,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{12}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CreateKeyResponse) GetKey() *Key {
@@ -1101,7 +1174,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1113,7 +1186,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1126,7 +1199,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{13}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetKeyRequest) GetKeyId() string {
@@ -1147,7 +1220,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1232,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1245,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{14}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -1200,7 +1273,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1285,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1298,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{15}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -1251,7 +1324,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1336,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1349,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{16}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -1295,7 +1368,7 @@ type DeleteKeyRequest struct {
 
 func (x *DeleteKeyRequest) Reset() {
 	*x = DeleteKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1307,7 +1380,7 @@ func (x *DeleteKeyRequest) String() string {
 func (*DeleteKeyRequest) ProtoMessage() {}
 
 func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1320,7 +1393,7 @@ func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{17}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteKeyRequest) GetKeyId() string {
@@ -1338,7 +1411,7 @@ type DeleteKeyResponse struct {
 
 func (x *DeleteKeyResponse) Reset() {
 	*x = DeleteKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1423,7 @@ func (x *DeleteKeyResponse) String() string {
 func (*DeleteKeyResponse) ProtoMessage() {}
 
 func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1436,7 @@ func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{18}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{19}
 }
 
 type ListKeysRequest struct {
@@ -1378,7 +1451,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1390,7 +1463,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1403,7 +1476,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{19}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListKeysRequest) GetTeamId() string {
@@ -1444,7 +1517,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1529,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1542,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{20}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -1503,7 +1576,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1515,7 +1588,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1528,7 +1601,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{21}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Principal) GetKind() PrincipalKind {
@@ -1590,7 +1663,7 @@ type CreatePrincipalRequest struct {
 
 func (x *CreatePrincipalRequest) Reset() {
 	*x = CreatePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1675,7 @@ func (x *CreatePrincipalRequest) String() string {
 func (*CreatePrincipalRequest) ProtoMessage() {}
 
 func (x *CreatePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1688,7 @@ func (x *CreatePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*CreatePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{22}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CreatePrincipalRequest) GetPrincipal() *Principal {
@@ -1641,7 +1714,7 @@ type CreatePrincipalResponse struct {
 
 func (x *CreatePrincipalResponse) Reset() {
 	*x = CreatePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1653,7 +1726,7 @@ func (x *CreatePrincipalResponse) String() string {
 func (*CreatePrincipalResponse) ProtoMessage() {}
 
 func (x *CreatePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1666,7 +1739,7 @@ func (x *CreatePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*CreatePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{23}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CreatePrincipalResponse) GetPrincipal() *Principal {
@@ -1686,7 +1759,7 @@ type GetPrincipalRequest struct {
 
 func (x *GetPrincipalRequest) Reset() {
 	*x = GetPrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1771,7 @@ func (x *GetPrincipalRequest) String() string {
 func (*GetPrincipalRequest) ProtoMessage() {}
 
 func (x *GetPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1784,7 @@ func (x *GetPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*GetPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{24}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetPrincipalRequest) GetKind() PrincipalKind {
@@ -1738,7 +1811,7 @@ type GetPrincipalResponse struct {
 
 func (x *GetPrincipalResponse) Reset() {
 	*x = GetPrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +1823,7 @@ func (x *GetPrincipalResponse) String() string {
 func (*GetPrincipalResponse) ProtoMessage() {}
 
 func (x *GetPrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +1836,7 @@ func (x *GetPrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrincipalResponse.ProtoReflect.Descriptor instead.
 func (*GetPrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{25}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GetPrincipalResponse) GetPrincipal() *Principal {
@@ -1790,7 +1863,7 @@ type UpdatePrincipalRequest struct {
 
 func (x *UpdatePrincipalRequest) Reset() {
 	*x = UpdatePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1875,7 @@ func (x *UpdatePrincipalRequest) String() string {
 func (*UpdatePrincipalRequest) ProtoMessage() {}
 
 func (x *UpdatePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1888,7 @@ func (x *UpdatePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{26}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *UpdatePrincipalRequest) GetPrincipal() *Principal {
@@ -1841,7 +1914,7 @@ type UpdatePrincipalResponse struct {
 
 func (x *UpdatePrincipalResponse) Reset() {
 	*x = UpdatePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1853,7 +1926,7 @@ func (x *UpdatePrincipalResponse) String() string {
 func (*UpdatePrincipalResponse) ProtoMessage() {}
 
 func (x *UpdatePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1866,7 +1939,7 @@ func (x *UpdatePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{27}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *UpdatePrincipalResponse) GetPrincipal() *Principal {
@@ -1886,7 +1959,7 @@ type DeletePrincipalRequest struct {
 
 func (x *DeletePrincipalRequest) Reset() {
 	*x = DeletePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1898,7 +1971,7 @@ func (x *DeletePrincipalRequest) String() string {
 func (*DeletePrincipalRequest) ProtoMessage() {}
 
 func (x *DeletePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1911,7 +1984,7 @@ func (x *DeletePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*DeletePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{28}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DeletePrincipalRequest) GetKind() PrincipalKind {
@@ -1936,7 +2009,7 @@ type DeletePrincipalResponse struct {
 
 func (x *DeletePrincipalResponse) Reset() {
 	*x = DeletePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1948,7 +2021,7 @@ func (x *DeletePrincipalResponse) String() string {
 func (*DeletePrincipalResponse) ProtoMessage() {}
 
 func (x *DeletePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1961,7 +2034,7 @@ func (x *DeletePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*DeletePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{29}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{30}
 }
 
 type ListPrincipalsRequest struct {
@@ -1975,7 +2048,7 @@ type ListPrincipalsRequest struct {
 
 func (x *ListPrincipalsRequest) Reset() {
 	*x = ListPrincipalsRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1987,7 +2060,7 @@ func (x *ListPrincipalsRequest) String() string {
 func (*ListPrincipalsRequest) ProtoMessage() {}
 
 func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2000,7 +2073,7 @@ func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrincipalsRequest.ProtoReflect.Descriptor instead.
 func (*ListPrincipalsRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{30}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListPrincipalsRequest) GetKind() PrincipalKind {
@@ -2034,7 +2107,7 @@ type ListPrincipalsResponse struct {
 
 func (x *ListPrincipalsResponse) Reset() {
 	*x = ListPrincipalsResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2046,7 +2119,7 @@ func (x *ListPrincipalsResponse) String() string {
 func (*ListPrincipalsResponse) ProtoMessage() {}
 
 func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2059,7 +2132,7 @@ func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*ListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{31}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListPrincipalsResponse) GetPrincipals() []*Principal {
@@ -2096,7 +2169,7 @@ type BudgetSpec struct {
 
 func (x *BudgetSpec) Reset() {
 	*x = BudgetSpec{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2181,7 @@ func (x *BudgetSpec) String() string {
 func (*BudgetSpec) ProtoMessage() {}
 
 func (x *BudgetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2194,7 @@ func (x *BudgetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetSpec.ProtoReflect.Descriptor instead.
 func (*BudgetSpec) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{32}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *BudgetSpec) GetBudgetId() string {
@@ -2181,7 +2254,7 @@ type Budget struct {
 
 func (x *Budget) Reset() {
 	*x = Budget{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2266,7 @@ func (x *Budget) String() string {
 func (*Budget) ProtoMessage() {}
 
 func (x *Budget) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2279,7 @@ func (x *Budget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Budget.ProtoReflect.Descriptor instead.
 func (*Budget) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{33}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *Budget) GetSpec() *BudgetSpec {
@@ -2253,7 +2326,7 @@ type SetBudgetRequest struct {
 
 func (x *SetBudgetRequest) Reset() {
 	*x = SetBudgetRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2265,7 +2338,7 @@ func (x *SetBudgetRequest) String() string {
 func (*SetBudgetRequest) ProtoMessage() {}
 
 func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2278,7 +2351,7 @@ func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetRequest.ProtoReflect.Descriptor instead.
 func (*SetBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{34}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SetBudgetRequest) GetSpec() *BudgetSpec {
@@ -2297,7 +2370,7 @@ type SetBudgetResponse struct {
 
 func (x *SetBudgetResponse) Reset() {
 	*x = SetBudgetResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2382,7 @@ func (x *SetBudgetResponse) String() string {
 func (*SetBudgetResponse) ProtoMessage() {}
 
 func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2395,7 @@ func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetResponse.ProtoReflect.Descriptor instead.
 func (*SetBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{35}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SetBudgetResponse) GetBudget() *Budget {
@@ -2341,7 +2414,7 @@ type DeleteBudgetRequest struct {
 
 func (x *DeleteBudgetRequest) Reset() {
 	*x = DeleteBudgetRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2426,7 @@ func (x *DeleteBudgetRequest) String() string {
 func (*DeleteBudgetRequest) ProtoMessage() {}
 
 func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2439,7 @@ func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{36}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *DeleteBudgetRequest) GetBudgetId() string {
@@ -2384,7 +2457,7 @@ type DeleteBudgetResponse struct {
 
 func (x *DeleteBudgetResponse) Reset() {
 	*x = DeleteBudgetResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2469,7 @@ func (x *DeleteBudgetResponse) String() string {
 func (*DeleteBudgetResponse) ProtoMessage() {}
 
 func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2482,7 @@ func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{37}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{38}
 }
 
 type ListBudgetsRequest struct {
@@ -2424,7 +2497,7 @@ type ListBudgetsRequest struct {
 
 func (x *ListBudgetsRequest) Reset() {
 	*x = ListBudgetsRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2436,7 +2509,7 @@ func (x *ListBudgetsRequest) String() string {
 func (*ListBudgetsRequest) ProtoMessage() {}
 
 func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2449,7 +2522,7 @@ func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsRequest.ProtoReflect.Descriptor instead.
 func (*ListBudgetsRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{38}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListBudgetsRequest) GetScope() *v1.Scope {
@@ -2483,7 +2556,7 @@ type ListBudgetsResponse struct {
 
 func (x *ListBudgetsResponse) Reset() {
 	*x = ListBudgetsResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2495,7 +2568,7 @@ func (x *ListBudgetsResponse) String() string {
 func (*ListBudgetsResponse) ProtoMessage() {}
 
 func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2508,7 +2581,7 @@ func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsResponse.ProtoReflect.Descriptor instead.
 func (*ListBudgetsResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{39}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListBudgetsResponse) GetBudgets() []*Budget {
@@ -2563,7 +2636,7 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\badmitted\x18\x01 \x01(\v2 .spendledger.budget.v1.AdmissionH\x00R\badmitted\x127\n" +
 	"\x06denied\x18\x02 \x01(\v2\x1d.spendledger.budget.v1.DenialH\x00R\x06deniedB\n" +
 	"\n" +
-	"\bdecision\"\xac\x02\n" +
+	"\bdecision\"\x85\x03\n" +
 	"\tAdmission\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x129\n" +
 	"\n" +
@@ -2571,7 +2644,11 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\x0ereserved_nanos\x18\x03 \x01(\x03R\rreservedNanos\x124\n" +
 	"\x16allowed_deployment_ids\x18\x04 \x03(\tR\x14allowedDeploymentIds\x12=\n" +
 	"\abudgets\x18\x05 \x03(\v2#.spendledger.budget.v1.BudgetStatusR\abudgets\x12!\n" +
-	"\fcounter_keys\x18\x06 \x03(\tR\vcounterKeys\"\x9c\x01\n" +
+	"\fcounter_keys\x18\x06 \x03(\tR\vcounterKeys\x12W\n" +
+	"\x12candidate_counters\x18\a \x03(\v2(.spendledger.budget.v1.CandidateCountersR\x11candidateCounters\"[\n" +
+	"\x11CandidateCounters\x12#\n" +
+	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\x12!\n" +
+	"\fcounter_keys\x18\x02 \x03(\tR\vcounterKeys\"\x9c\x01\n" +
 	"\x06Denial\x12;\n" +
 	"\x06budget\x18\x01 \x01(\v2#.spendledger.budget.v1.BudgetStatusR\x06budget\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x12;\n" +
@@ -2586,9 +2663,10 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\x0ereserved_nanos\x18\x05 \x01(\x03R\rreservedNanos\x12'\n" +
 	"\x0fremaining_nanos\x18\x06 \x01(\x03R\x0eremainingNanos\x12=\n" +
 	"\fwindow_start\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\vwindowStart\x127\n" +
-	"\tresets_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bresetsAt\"7\n" +
+	"\tresets_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bresetsAt\"Z\n" +
 	"\x0eReleaseRequest\x12%\n" +
-	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\"-\n" +
+	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x12!\n" +
+	"\fcounter_keys\x18\x02 \x03(\tR\vcounterKeys\"-\n" +
 	"\x0fReleaseResponse\x12\x1a\n" +
 	"\breleased\x18\x01 \x01(\bR\breleased\"\xe7\x03\n" +
 	"\x03Key\x12\x15\n" +
@@ -2757,7 +2835,7 @@ func file_spendledger_budget_v1_budget_proto_rawDescGZIP() []byte {
 }
 
 var file_spendledger_budget_v1_budget_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spendledger_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_spendledger_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_spendledger_budget_v1_budget_proto_goTypes = []any{
 	(DenialReason)(0),               // 0: spendledger.budget.v1.DenialReason
 	(PrincipalKind)(0),              // 1: spendledger.budget.v1.PrincipalKind
@@ -2767,130 +2845,132 @@ var file_spendledger_budget_v1_budget_proto_goTypes = []any{
 	(*AdmitRequest)(nil),            // 5: spendledger.budget.v1.AdmitRequest
 	(*AdmitResponse)(nil),           // 6: spendledger.budget.v1.AdmitResponse
 	(*Admission)(nil),               // 7: spendledger.budget.v1.Admission
-	(*Denial)(nil),                  // 8: spendledger.budget.v1.Denial
-	(*BudgetStatus)(nil),            // 9: spendledger.budget.v1.BudgetStatus
-	(*ReleaseRequest)(nil),          // 10: spendledger.budget.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),         // 11: spendledger.budget.v1.ReleaseResponse
-	(*Key)(nil),                     // 12: spendledger.budget.v1.Key
-	(*CreateKeyRequest)(nil),        // 13: spendledger.budget.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 14: spendledger.budget.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),           // 15: spendledger.budget.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),          // 16: spendledger.budget.v1.GetKeyResponse
-	(*UpdateKeyRequest)(nil),        // 17: spendledger.budget.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),       // 18: spendledger.budget.v1.UpdateKeyResponse
-	(*DeleteKeyRequest)(nil),        // 19: spendledger.budget.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil),       // 20: spendledger.budget.v1.DeleteKeyResponse
-	(*ListKeysRequest)(nil),         // 21: spendledger.budget.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),        // 22: spendledger.budget.v1.ListKeysResponse
-	(*Principal)(nil),               // 23: spendledger.budget.v1.Principal
-	(*CreatePrincipalRequest)(nil),  // 24: spendledger.budget.v1.CreatePrincipalRequest
-	(*CreatePrincipalResponse)(nil), // 25: spendledger.budget.v1.CreatePrincipalResponse
-	(*GetPrincipalRequest)(nil),     // 26: spendledger.budget.v1.GetPrincipalRequest
-	(*GetPrincipalResponse)(nil),    // 27: spendledger.budget.v1.GetPrincipalResponse
-	(*UpdatePrincipalRequest)(nil),  // 28: spendledger.budget.v1.UpdatePrincipalRequest
-	(*UpdatePrincipalResponse)(nil), // 29: spendledger.budget.v1.UpdatePrincipalResponse
-	(*DeletePrincipalRequest)(nil),  // 30: spendledger.budget.v1.DeletePrincipalRequest
-	(*DeletePrincipalResponse)(nil), // 31: spendledger.budget.v1.DeletePrincipalResponse
-	(*ListPrincipalsRequest)(nil),   // 32: spendledger.budget.v1.ListPrincipalsRequest
-	(*ListPrincipalsResponse)(nil),  // 33: spendledger.budget.v1.ListPrincipalsResponse
-	(*BudgetSpec)(nil),              // 34: spendledger.budget.v1.BudgetSpec
-	(*Budget)(nil),                  // 35: spendledger.budget.v1.Budget
-	(*SetBudgetRequest)(nil),        // 36: spendledger.budget.v1.SetBudgetRequest
-	(*SetBudgetResponse)(nil),       // 37: spendledger.budget.v1.SetBudgetResponse
-	(*DeleteBudgetRequest)(nil),     // 38: spendledger.budget.v1.DeleteBudgetRequest
-	(*DeleteBudgetResponse)(nil),    // 39: spendledger.budget.v1.DeleteBudgetResponse
-	(*ListBudgetsRequest)(nil),      // 40: spendledger.budget.v1.ListBudgetsRequest
-	(*ListBudgetsResponse)(nil),     // 41: spendledger.budget.v1.ListBudgetsResponse
-	nil,                             // 42: spendledger.budget.v1.Candidate.PriceOverridesEntry
-	nil,                             // 43: spendledger.budget.v1.Key.MetadataEntry
-	nil,                             // 44: spendledger.budget.v1.Principal.MetadataEntry
-	(*timestamppb.Timestamp)(nil),   // 45: google.protobuf.Timestamp
-	(*v1.Scope)(nil),                // 46: spendledger.events.v1.Scope
+	(*CandidateCounters)(nil),       // 8: spendledger.budget.v1.CandidateCounters
+	(*Denial)(nil),                  // 9: spendledger.budget.v1.Denial
+	(*BudgetStatus)(nil),            // 10: spendledger.budget.v1.BudgetStatus
+	(*ReleaseRequest)(nil),          // 11: spendledger.budget.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 12: spendledger.budget.v1.ReleaseResponse
+	(*Key)(nil),                     // 13: spendledger.budget.v1.Key
+	(*CreateKeyRequest)(nil),        // 14: spendledger.budget.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 15: spendledger.budget.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),           // 16: spendledger.budget.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),          // 17: spendledger.budget.v1.GetKeyResponse
+	(*UpdateKeyRequest)(nil),        // 18: spendledger.budget.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),       // 19: spendledger.budget.v1.UpdateKeyResponse
+	(*DeleteKeyRequest)(nil),        // 20: spendledger.budget.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),       // 21: spendledger.budget.v1.DeleteKeyResponse
+	(*ListKeysRequest)(nil),         // 22: spendledger.budget.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 23: spendledger.budget.v1.ListKeysResponse
+	(*Principal)(nil),               // 24: spendledger.budget.v1.Principal
+	(*CreatePrincipalRequest)(nil),  // 25: spendledger.budget.v1.CreatePrincipalRequest
+	(*CreatePrincipalResponse)(nil), // 26: spendledger.budget.v1.CreatePrincipalResponse
+	(*GetPrincipalRequest)(nil),     // 27: spendledger.budget.v1.GetPrincipalRequest
+	(*GetPrincipalResponse)(nil),    // 28: spendledger.budget.v1.GetPrincipalResponse
+	(*UpdatePrincipalRequest)(nil),  // 29: spendledger.budget.v1.UpdatePrincipalRequest
+	(*UpdatePrincipalResponse)(nil), // 30: spendledger.budget.v1.UpdatePrincipalResponse
+	(*DeletePrincipalRequest)(nil),  // 31: spendledger.budget.v1.DeletePrincipalRequest
+	(*DeletePrincipalResponse)(nil), // 32: spendledger.budget.v1.DeletePrincipalResponse
+	(*ListPrincipalsRequest)(nil),   // 33: spendledger.budget.v1.ListPrincipalsRequest
+	(*ListPrincipalsResponse)(nil),  // 34: spendledger.budget.v1.ListPrincipalsResponse
+	(*BudgetSpec)(nil),              // 35: spendledger.budget.v1.BudgetSpec
+	(*Budget)(nil),                  // 36: spendledger.budget.v1.Budget
+	(*SetBudgetRequest)(nil),        // 37: spendledger.budget.v1.SetBudgetRequest
+	(*SetBudgetResponse)(nil),       // 38: spendledger.budget.v1.SetBudgetResponse
+	(*DeleteBudgetRequest)(nil),     // 39: spendledger.budget.v1.DeleteBudgetRequest
+	(*DeleteBudgetResponse)(nil),    // 40: spendledger.budget.v1.DeleteBudgetResponse
+	(*ListBudgetsRequest)(nil),      // 41: spendledger.budget.v1.ListBudgetsRequest
+	(*ListBudgetsResponse)(nil),     // 42: spendledger.budget.v1.ListBudgetsResponse
+	nil,                             // 43: spendledger.budget.v1.Candidate.PriceOverridesEntry
+	nil,                             // 44: spendledger.budget.v1.Key.MetadataEntry
+	nil,                             // 45: spendledger.budget.v1.Principal.MetadataEntry
+	(*timestamppb.Timestamp)(nil),   // 46: google.protobuf.Timestamp
+	(*v1.Scope)(nil),                // 47: spendledger.events.v1.Scope
 }
 var file_spendledger_budget_v1_budget_proto_depIdxs = []int32{
-	12, // 0: spendledger.budget.v1.AuthenticateResponse.key:type_name -> spendledger.budget.v1.Key
-	42, // 1: spendledger.budget.v1.Candidate.price_overrides:type_name -> spendledger.budget.v1.Candidate.PriceOverridesEntry
+	13, // 0: spendledger.budget.v1.AuthenticateResponse.key:type_name -> spendledger.budget.v1.Key
+	43, // 1: spendledger.budget.v1.Candidate.price_overrides:type_name -> spendledger.budget.v1.Candidate.PriceOverridesEntry
 	4,  // 2: spendledger.budget.v1.AdmitRequest.candidates:type_name -> spendledger.budget.v1.Candidate
 	7,  // 3: spendledger.budget.v1.AdmitResponse.admitted:type_name -> spendledger.budget.v1.Admission
-	8,  // 4: spendledger.budget.v1.AdmitResponse.denied:type_name -> spendledger.budget.v1.Denial
-	45, // 5: spendledger.budget.v1.Admission.expires_at:type_name -> google.protobuf.Timestamp
-	9,  // 6: spendledger.budget.v1.Admission.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	9,  // 7: spendledger.budget.v1.Denial.budget:type_name -> spendledger.budget.v1.BudgetStatus
-	0,  // 8: spendledger.budget.v1.Denial.reason:type_name -> spendledger.budget.v1.DenialReason
-	46, // 9: spendledger.budget.v1.BudgetStatus.scope:type_name -> spendledger.events.v1.Scope
-	45, // 10: spendledger.budget.v1.BudgetStatus.window_start:type_name -> google.protobuf.Timestamp
-	45, // 11: spendledger.budget.v1.BudgetStatus.resets_at:type_name -> google.protobuf.Timestamp
-	43, // 12: spendledger.budget.v1.Key.metadata:type_name -> spendledger.budget.v1.Key.MetadataEntry
-	45, // 13: spendledger.budget.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	45, // 14: spendledger.budget.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	12, // 15: spendledger.budget.v1.CreateKeyRequest.key:type_name -> spendledger.budget.v1.Key
-	34, // 16: spendledger.budget.v1.CreateKeyRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
-	12, // 17: spendledger.budget.v1.CreateKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	12, // 18: spendledger.budget.v1.GetKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	9,  // 19: spendledger.budget.v1.GetKeyResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	12, // 20: spendledger.budget.v1.UpdateKeyRequest.key:type_name -> spendledger.budget.v1.Key
-	12, // 21: spendledger.budget.v1.UpdateKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	12, // 22: spendledger.budget.v1.ListKeysResponse.keys:type_name -> spendledger.budget.v1.Key
-	1,  // 23: spendledger.budget.v1.Principal.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	44, // 24: spendledger.budget.v1.Principal.metadata:type_name -> spendledger.budget.v1.Principal.MetadataEntry
-	45, // 25: spendledger.budget.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
-	23, // 26: spendledger.budget.v1.CreatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
-	34, // 27: spendledger.budget.v1.CreatePrincipalRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
-	23, // 28: spendledger.budget.v1.CreatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	1,  // 29: spendledger.budget.v1.GetPrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	23, // 30: spendledger.budget.v1.GetPrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	9,  // 31: spendledger.budget.v1.GetPrincipalResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	23, // 32: spendledger.budget.v1.UpdatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
-	23, // 33: spendledger.budget.v1.UpdatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	1,  // 34: spendledger.budget.v1.DeletePrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	1,  // 35: spendledger.budget.v1.ListPrincipalsRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	23, // 36: spendledger.budget.v1.ListPrincipalsResponse.principals:type_name -> spendledger.budget.v1.Principal
-	46, // 37: spendledger.budget.v1.BudgetSpec.scope:type_name -> spendledger.events.v1.Scope
-	34, // 38: spendledger.budget.v1.Budget.spec:type_name -> spendledger.budget.v1.BudgetSpec
-	45, // 39: spendledger.budget.v1.Budget.anchor:type_name -> google.protobuf.Timestamp
-	45, // 40: spendledger.budget.v1.Budget.created_at:type_name -> google.protobuf.Timestamp
-	45, // 41: spendledger.budget.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
-	34, // 42: spendledger.budget.v1.SetBudgetRequest.spec:type_name -> spendledger.budget.v1.BudgetSpec
-	35, // 43: spendledger.budget.v1.SetBudgetResponse.budget:type_name -> spendledger.budget.v1.Budget
-	46, // 44: spendledger.budget.v1.ListBudgetsRequest.scope:type_name -> spendledger.events.v1.Scope
-	35, // 45: spendledger.budget.v1.ListBudgetsResponse.budgets:type_name -> spendledger.budget.v1.Budget
-	2,  // 46: spendledger.budget.v1.BudgetService.Authenticate:input_type -> spendledger.budget.v1.AuthenticateRequest
-	5,  // 47: spendledger.budget.v1.BudgetService.Admit:input_type -> spendledger.budget.v1.AdmitRequest
-	10, // 48: spendledger.budget.v1.BudgetService.Release:input_type -> spendledger.budget.v1.ReleaseRequest
-	13, // 49: spendledger.budget.v1.BudgetService.CreateKey:input_type -> spendledger.budget.v1.CreateKeyRequest
-	15, // 50: spendledger.budget.v1.BudgetService.GetKey:input_type -> spendledger.budget.v1.GetKeyRequest
-	17, // 51: spendledger.budget.v1.BudgetService.UpdateKey:input_type -> spendledger.budget.v1.UpdateKeyRequest
-	19, // 52: spendledger.budget.v1.BudgetService.DeleteKey:input_type -> spendledger.budget.v1.DeleteKeyRequest
-	21, // 53: spendledger.budget.v1.BudgetService.ListKeys:input_type -> spendledger.budget.v1.ListKeysRequest
-	24, // 54: spendledger.budget.v1.BudgetService.CreatePrincipal:input_type -> spendledger.budget.v1.CreatePrincipalRequest
-	26, // 55: spendledger.budget.v1.BudgetService.GetPrincipal:input_type -> spendledger.budget.v1.GetPrincipalRequest
-	28, // 56: spendledger.budget.v1.BudgetService.UpdatePrincipal:input_type -> spendledger.budget.v1.UpdatePrincipalRequest
-	30, // 57: spendledger.budget.v1.BudgetService.DeletePrincipal:input_type -> spendledger.budget.v1.DeletePrincipalRequest
-	32, // 58: spendledger.budget.v1.BudgetService.ListPrincipals:input_type -> spendledger.budget.v1.ListPrincipalsRequest
-	36, // 59: spendledger.budget.v1.BudgetService.SetBudget:input_type -> spendledger.budget.v1.SetBudgetRequest
-	38, // 60: spendledger.budget.v1.BudgetService.DeleteBudget:input_type -> spendledger.budget.v1.DeleteBudgetRequest
-	40, // 61: spendledger.budget.v1.BudgetService.ListBudgets:input_type -> spendledger.budget.v1.ListBudgetsRequest
-	3,  // 62: spendledger.budget.v1.BudgetService.Authenticate:output_type -> spendledger.budget.v1.AuthenticateResponse
-	6,  // 63: spendledger.budget.v1.BudgetService.Admit:output_type -> spendledger.budget.v1.AdmitResponse
-	11, // 64: spendledger.budget.v1.BudgetService.Release:output_type -> spendledger.budget.v1.ReleaseResponse
-	14, // 65: spendledger.budget.v1.BudgetService.CreateKey:output_type -> spendledger.budget.v1.CreateKeyResponse
-	16, // 66: spendledger.budget.v1.BudgetService.GetKey:output_type -> spendledger.budget.v1.GetKeyResponse
-	18, // 67: spendledger.budget.v1.BudgetService.UpdateKey:output_type -> spendledger.budget.v1.UpdateKeyResponse
-	20, // 68: spendledger.budget.v1.BudgetService.DeleteKey:output_type -> spendledger.budget.v1.DeleteKeyResponse
-	22, // 69: spendledger.budget.v1.BudgetService.ListKeys:output_type -> spendledger.budget.v1.ListKeysResponse
-	25, // 70: spendledger.budget.v1.BudgetService.CreatePrincipal:output_type -> spendledger.budget.v1.CreatePrincipalResponse
-	27, // 71: spendledger.budget.v1.BudgetService.GetPrincipal:output_type -> spendledger.budget.v1.GetPrincipalResponse
-	29, // 72: spendledger.budget.v1.BudgetService.UpdatePrincipal:output_type -> spendledger.budget.v1.UpdatePrincipalResponse
-	31, // 73: spendledger.budget.v1.BudgetService.DeletePrincipal:output_type -> spendledger.budget.v1.DeletePrincipalResponse
-	33, // 74: spendledger.budget.v1.BudgetService.ListPrincipals:output_type -> spendledger.budget.v1.ListPrincipalsResponse
-	37, // 75: spendledger.budget.v1.BudgetService.SetBudget:output_type -> spendledger.budget.v1.SetBudgetResponse
-	39, // 76: spendledger.budget.v1.BudgetService.DeleteBudget:output_type -> spendledger.budget.v1.DeleteBudgetResponse
-	41, // 77: spendledger.budget.v1.BudgetService.ListBudgets:output_type -> spendledger.budget.v1.ListBudgetsResponse
-	62, // [62:78] is the sub-list for method output_type
-	46, // [46:62] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	9,  // 4: spendledger.budget.v1.AdmitResponse.denied:type_name -> spendledger.budget.v1.Denial
+	46, // 5: spendledger.budget.v1.Admission.expires_at:type_name -> google.protobuf.Timestamp
+	10, // 6: spendledger.budget.v1.Admission.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	8,  // 7: spendledger.budget.v1.Admission.candidate_counters:type_name -> spendledger.budget.v1.CandidateCounters
+	10, // 8: spendledger.budget.v1.Denial.budget:type_name -> spendledger.budget.v1.BudgetStatus
+	0,  // 9: spendledger.budget.v1.Denial.reason:type_name -> spendledger.budget.v1.DenialReason
+	47, // 10: spendledger.budget.v1.BudgetStatus.scope:type_name -> spendledger.events.v1.Scope
+	46, // 11: spendledger.budget.v1.BudgetStatus.window_start:type_name -> google.protobuf.Timestamp
+	46, // 12: spendledger.budget.v1.BudgetStatus.resets_at:type_name -> google.protobuf.Timestamp
+	44, // 13: spendledger.budget.v1.Key.metadata:type_name -> spendledger.budget.v1.Key.MetadataEntry
+	46, // 14: spendledger.budget.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	46, // 15: spendledger.budget.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	13, // 16: spendledger.budget.v1.CreateKeyRequest.key:type_name -> spendledger.budget.v1.Key
+	35, // 17: spendledger.budget.v1.CreateKeyRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
+	13, // 18: spendledger.budget.v1.CreateKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	13, // 19: spendledger.budget.v1.GetKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	10, // 20: spendledger.budget.v1.GetKeyResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	13, // 21: spendledger.budget.v1.UpdateKeyRequest.key:type_name -> spendledger.budget.v1.Key
+	13, // 22: spendledger.budget.v1.UpdateKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	13, // 23: spendledger.budget.v1.ListKeysResponse.keys:type_name -> spendledger.budget.v1.Key
+	1,  // 24: spendledger.budget.v1.Principal.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	45, // 25: spendledger.budget.v1.Principal.metadata:type_name -> spendledger.budget.v1.Principal.MetadataEntry
+	46, // 26: spendledger.budget.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
+	24, // 27: spendledger.budget.v1.CreatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
+	35, // 28: spendledger.budget.v1.CreatePrincipalRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
+	24, // 29: spendledger.budget.v1.CreatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	1,  // 30: spendledger.budget.v1.GetPrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	24, // 31: spendledger.budget.v1.GetPrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	10, // 32: spendledger.budget.v1.GetPrincipalResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	24, // 33: spendledger.budget.v1.UpdatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
+	24, // 34: spendledger.budget.v1.UpdatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	1,  // 35: spendledger.budget.v1.DeletePrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	1,  // 36: spendledger.budget.v1.ListPrincipalsRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	24, // 37: spendledger.budget.v1.ListPrincipalsResponse.principals:type_name -> spendledger.budget.v1.Principal
+	47, // 38: spendledger.budget.v1.BudgetSpec.scope:type_name -> spendledger.events.v1.Scope
+	35, // 39: spendledger.budget.v1.Budget.spec:type_name -> spendledger.budget.v1.BudgetSpec
+	46, // 40: spendledger.budget.v1.Budget.anchor:type_name -> google.protobuf.Timestamp
+	46, // 41: spendledger.budget.v1.Budget.created_at:type_name -> google.protobuf.Timestamp
+	46, // 42: spendledger.budget.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
+	35, // 43: spendledger.budget.v1.SetBudgetRequest.spec:type_name -> spendledger.budget.v1.BudgetSpec
+	36, // 44: spendledger.budget.v1.SetBudgetResponse.budget:type_name -> spendledger.budget.v1.Budget
+	47, // 45: spendledger.budget.v1.ListBudgetsRequest.scope:type_name -> spendledger.events.v1.Scope
+	36, // 46: spendledger.budget.v1.ListBudgetsResponse.budgets:type_name -> spendledger.budget.v1.Budget
+	2,  // 47: spendledger.budget.v1.BudgetService.Authenticate:input_type -> spendledger.budget.v1.AuthenticateRequest
+	5,  // 48: spendledger.budget.v1.BudgetService.Admit:input_type -> spendledger.budget.v1.AdmitRequest
+	11, // 49: spendledger.budget.v1.BudgetService.Release:input_type -> spendledger.budget.v1.ReleaseRequest
+	14, // 50: spendledger.budget.v1.BudgetService.CreateKey:input_type -> spendledger.budget.v1.CreateKeyRequest
+	16, // 51: spendledger.budget.v1.BudgetService.GetKey:input_type -> spendledger.budget.v1.GetKeyRequest
+	18, // 52: spendledger.budget.v1.BudgetService.UpdateKey:input_type -> spendledger.budget.v1.UpdateKeyRequest
+	20, // 53: spendledger.budget.v1.BudgetService.DeleteKey:input_type -> spendledger.budget.v1.DeleteKeyRequest
+	22, // 54: spendledger.budget.v1.BudgetService.ListKeys:input_type -> spendledger.budget.v1.ListKeysRequest
+	25, // 55: spendledger.budget.v1.BudgetService.CreatePrincipal:input_type -> spendledger.budget.v1.CreatePrincipalRequest
+	27, // 56: spendledger.budget.v1.BudgetService.GetPrincipal:input_type -> spendledger.budget.v1.GetPrincipalRequest
+	29, // 57: spendledger.budget.v1.BudgetService.UpdatePrincipal:input_type -> spendledger.budget.v1.UpdatePrincipalRequest
+	31, // 58: spendledger.budget.v1.BudgetService.DeletePrincipal:input_type -> spendledger.budget.v1.DeletePrincipalRequest
+	33, // 59: spendledger.budget.v1.BudgetService.ListPrincipals:input_type -> spendledger.budget.v1.ListPrincipalsRequest
+	37, // 60: spendledger.budget.v1.BudgetService.SetBudget:input_type -> spendledger.budget.v1.SetBudgetRequest
+	39, // 61: spendledger.budget.v1.BudgetService.DeleteBudget:input_type -> spendledger.budget.v1.DeleteBudgetRequest
+	41, // 62: spendledger.budget.v1.BudgetService.ListBudgets:input_type -> spendledger.budget.v1.ListBudgetsRequest
+	3,  // 63: spendledger.budget.v1.BudgetService.Authenticate:output_type -> spendledger.budget.v1.AuthenticateResponse
+	6,  // 64: spendledger.budget.v1.BudgetService.Admit:output_type -> spendledger.budget.v1.AdmitResponse
+	12, // 65: spendledger.budget.v1.BudgetService.Release:output_type -> spendledger.budget.v1.ReleaseResponse
+	15, // 66: spendledger.budget.v1.BudgetService.CreateKey:output_type -> spendledger.budget.v1.CreateKeyResponse
+	17, // 67: spendledger.budget.v1.BudgetService.GetKey:output_type -> spendledger.budget.v1.GetKeyResponse
+	19, // 68: spendledger.budget.v1.BudgetService.UpdateKey:output_type -> spendledger.budget.v1.UpdateKeyResponse
+	21, // 69: spendledger.budget.v1.BudgetService.DeleteKey:output_type -> spendledger.budget.v1.DeleteKeyResponse
+	23, // 70: spendledger.budget.v1.BudgetService.ListKeys:output_type -> spendledger.budget.v1.ListKeysResponse
+	26, // 71: spendledger.budget.v1.BudgetService.CreatePrincipal:output_type -> spendledger.budget.v1.CreatePrincipalResponse
+	28, // 72: spendledger.budget.v1.BudgetService.GetPrincipal:output_type -> spendledger.budget.v1.GetPrincipalResponse
+	30, // 73: spendledger.budget.v1.BudgetService.UpdatePrincipal:output_type -> spendledger.budget.v1.UpdatePrincipalResponse
+	32, // 74: spendledger.budget.v1.BudgetService.DeletePrincipal:output_type -> spendledger.budget.v1.DeletePrincipalResponse
+	34, // 75: spendledger.budget.v1.BudgetService.ListPrincipals:output_type -> spendledger.budget.v1.ListPrincipalsResponse
+	38, // 76: spendledger.budget.v1.BudgetService.SetBudget:output_type -> spendledger.budget.v1.SetBudgetResponse
+	40, // 77: spendledger.budget.v1.BudgetService.DeleteBudget:output_type -> spendledger.budget.v1.DeleteBudgetResponse
+	42, // 78: spendledger.budget.v1.BudgetService.ListBudgets:output_type -> spendledger.budget.v1.ListBudgetsResponse
+	63, // [63:79] is the sub-list for method output_type
+	47, // [47:63] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_spendledger_budget_v1_budget_proto_init() }
@@ -2908,7 +2988,7 @@ func file_spendledger_budget_v1_budget_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spendledger_budget_v1_budget_proto_rawDesc), len(file_spendledger_budget_v1_budget_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -28,7 +28,7 @@ type Service interface {
 	// Admit checks and reserves, or denies.
 	Admit(ctx context.Context, req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, error)
 	// Release voids a reservation; releasing twice is a no-op.
-	Release(ctx context.Context, reservationID string) error
+	Release(ctx context.Context, reservationID string, counterKeys []string) error
 }
 
 // Kind classifies a failure to get an answer, for the HTTP status.
@@ -119,8 +119,8 @@ func (c *Client) Admit(ctx context.Context, req *budgetv1.AdmitRequest) (*budget
 }
 
 // Release implements Service.
-func (c *Client) Release(ctx context.Context, reservationID string) error {
-	if _, err := c.c.Release(ctx, connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: reservationID})); err != nil {
+func (c *Client) Release(ctx context.Context, reservationID string, counterKeys []string) error {
+	if _, err := c.c.Release(ctx, connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: reservationID, CounterKeys: counterKeys})); err != nil {
 		return Classify("release", err)
 	}
 	return nil

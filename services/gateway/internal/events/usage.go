@@ -25,6 +25,8 @@ type Call struct {
 	UnpricedAllowed bool
 	ReservationID   string
 	ReservedNanos   int64
+	// CounterKeys are the budget counters the cost lands on (ADR 2).
+	CounterKeys []string
 	// OccurredAt is the admission time: it decides the budget window.
 	OccurredAt  time.Time
 	CompletedAt time.Time
@@ -63,5 +65,6 @@ func NewUsageRecorded(c Call) (*eventsv1.UsageRecorded, error) {
 		CompletedAt:     timestamppb.New(c.CompletedAt),
 		Streamed:        c.Streamed,
 		GatewayId:       c.GatewayID,
+		CounterKeys:     c.CounterKeys,
 	}, nil
 }

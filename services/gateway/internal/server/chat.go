@@ -80,7 +80,7 @@ func (x *exchange) header() http.Header { return x.w.Header() }
 // finish releases an unsettled reservation and records the request.
 func (x *exchange) finish() {
 	if x.admission != nil && !x.settled {
-		x.s.release(x.r.Context(), x.admission.GetReservationId())
+		x.s.release(x.r.Context(), x.admission)
 	}
 	if x.status == 0 {
 		x.status = http.StatusOK
@@ -91,13 +91,14 @@ func (x *exchange) finish() {
 
 // release voids a reservation. It runs detached from the request's context:
 // a client that went away is exactly when the reservation must be released.
-func (s *Server) release(ctx context.Context, id string) {
+func (s *Server) release(ctx context.Context, adm *budgetv1.Admission) {
+	id := adm.GetReservationId()
 	if id == "" {
 		return
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.BudgetTimeout)
 	defer cancel()
-	if err := s.Budget.Release(rctx, id); err != nil {
+	if err := s.Budget.Release(rctx, id, adm.GetCounterKeys()); err != nil {
 		s.Metrics.Budget.WithLabelValues("release", "error").Inc()
 		s.Log.Warn("release failed; the reservation will expire on its own", "reservation_id", id, "err", err)
 		return
@@ -362,6 +363,7 @@ func (x *exchange) event(d *deploy.Deployment, u pricing.Usage, streamed bool) (
 		UnpricedAllowed: d.UnpricedAllowed,
 		ReservationID:   x.admission.GetReservationId(),
 		ReservedNanos:   x.admission.GetReservedNanos(),
+		CounterKeys:     counterKeys(x.admission, d.ID()),
 		OccurredAt:      x.occurredAt,
 		CompletedAt:     x.s.Now(),
 		Streamed:        streamed,
@@ -589,4 +591,17 @@ func (x *exchange) abandonStream() {
 	x.status = statusClientGone
 	x.s.Metrics.Abandoned.WithLabelValues(x.group, "stream").Inc()
 	x.s.Log.Info("client went away mid-stream", "call_id", x.callID, "model_group", x.group, "billed", x.settled)
+}
+
+// counterKeys are the counters a call's cost lands on: every counter admission
+// checked for the request, and the provider and deployment counters of the
+// deployment that served it.
+func counterKeys(adm *budgetv1.Admission, deploymentID string) []string {
+	keys := slices.Clone(adm.GetCounterKeys())
+	for _, c := range adm.GetCandidateCounters() {
+		if c.GetDeploymentId() == deploymentID {
+			keys = append(keys, c.GetCounterKeys()...)
+		}
+	}
+	return keys
 }

@@ -72,11 +72,15 @@ func (f *fakeBudget) Authenticate(_ context.Context, h string) (*budgetv1.Key, e
 // admitAll admits with every candidate allowed and a key budget at $1.50 spent.
 func admitAll(n int, req *budgetv1.AdmitRequest) *budgetv1.AdmitResponse {
 	var ids []string
+	var perCandidate []*budgetv1.CandidateCounters
 	for _, c := range req.Candidates {
 		ids = append(ids, c.DeploymentId)
+		perCandidate = append(perCandidate, &budgetv1.CandidateCounters{
+			DeploymentId: c.DeploymentId, CounterKeys: []string{"counter-of-" + c.DeploymentId}})
 	}
 	return &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: &budgetv1.Admission{
 		ReservationId: fmt.Sprintf("res-%d", n), ReservedNanos: 42_000, AllowedDeploymentIds: ids,
+		CounterKeys: []string{"counter-key-1"}, CandidateCounters: perCandidate,
 		Budgets: []*budgetv1.BudgetStatus{
 			{Scope: &eventsv1.Scope{Kind: eventsv1.ScopeKind_SCOPE_KIND_TEAM, Id: "team-1"}, SpentNanos: 9},
 			{Scope: &eventsv1.Scope{Kind: eventsv1.ScopeKind_SCOPE_KIND_KEY, Id: "key-1"}, SpentNanos: 1_500_000_000, LimitNanos: 10_000_000_000},
@@ -95,7 +99,7 @@ func (f *fakeBudget) Admit(_ context.Context, req *budgetv1.AdmitRequest) (*budg
 	return admitAll(f.n, req), nil
 }
 
-func (f *fakeBudget) Release(_ context.Context, id string) error {
+func (f *fakeBudget) Release(_ context.Context, id string, _ []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.released = append(f.released, id)

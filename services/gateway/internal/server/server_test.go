@@ -102,6 +102,11 @@ func TestCompletionHeadersEventAndAdmission(t *testing.T) {
 	if ev.ReservationId != "res-1" || ev.ReservedNanos != 42_000 || !ev.OccurredAt.AsTime().Equal(fixedNow) || ev.Streamed || ev.GatewayId != "gw-test" || ev.RequestId != h.Get("X-Litellm-Call-Id") {
 		t.Fatalf("event %v", ev)
 	}
+	// The cost lands on the request's counters and the served deployment's,
+	// not on the counters of deployments that were only candidates.
+	if got := strings.Join(ev.CounterKeys, ","); got != "counter-key-1,counter-of-gpt-4o-primary" {
+		t.Fatalf("counter keys %q", got)
+	}
 	if len(r.budget.releasedIDs()) != 0 {
 		t.Fatal("a completed call's reservation is settled by the ledger, not released")
 	}

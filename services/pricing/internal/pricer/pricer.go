@@ -12,11 +12,7 @@ package pricer
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -26,21 +22,15 @@ import (
 	"github.com/spendledger/spendledger/ledger/pricing"
 )
 
-// maxCached bounds the resolution cache. Deployments are few; a flood of
-// distinct ones only costs re-resolving.
-const maxCached = 4096
-
 // Pricer prices events against one catalog. It is safe for concurrent use.
 type Pricer struct {
-	catalog *pricing.Catalog
-
-	mu    sync.RWMutex
-	cache map[string]pricing.Resolution // by deployment fingerprint
+	catalog  *pricing.Catalog
+	resolver *pricing.Resolver
 }
 
 // New returns a Pricer for catalog.
 func New(catalog *pricing.Catalog) *Pricer {
-	return &Pricer{catalog: catalog, cache: map[string]pricing.Resolution{}}
+	return &Pricer{catalog: catalog, resolver: pricing.NewResolver(catalog)}
 }
 
 // CatalogVersion is the version every CostComputed of this Pricer carries.
@@ -126,53 +116,14 @@ func component(c pricing.Component) *eventsv1.CostComponent {
 	return out
 }
 
-// resolve returns the event's deployment resolved against the catalog, cached
-// by everything resolution depends on.
+// resolve returns the event's deployment resolved against the catalog.
 func (p *Pricer) resolve(u *eventsv1.UsageRecorded) (pricing.Resolution, error) {
 	r := u.GetRoute()
-	key := fingerprint(r.GetProvider(), r.GetBackendModel(), r.GetBaseModel(), u.GetPriceOverrides())
-	p.mu.RLock()
-	res, ok := p.cache[key]
-	p.mu.RUnlock()
-	if ok {
-		return res, nil
-	}
-	ov, _, err := pricing.ParseOverrides(u.GetPriceOverrides())
+	res, err := p.resolver.Resolve(r.GetProvider(), r.GetBackendModel(), r.GetBaseModel(), u.GetPriceOverrides())
 	if err != nil {
-		return pricing.Resolution{}, invalid("price_overrides: %v", err)
+		return pricing.Resolution{}, invalid("%v", err)
 	}
-	res = p.catalog.Resolve(pricing.Deployment{
-		Provider:  r.GetProvider(),
-		Model:     r.GetBackendModel(),
-		BaseModel: r.GetBaseModel(),
-		Overrides: ov,
-	})
-	p.mu.Lock()
-	if len(p.cache) >= maxCached {
-		clear(p.cache)
-	}
-	p.cache[key] = res
-	p.mu.Unlock()
 	return res, nil
-}
-
-// fingerprint is an unambiguous string of a deployment's pricing inputs: every
-// part is length-prefixed, so no two different inputs share a fingerprint.
-func fingerprint(provider, model, baseModel string, overrides map[string]string) string {
-	b := make([]byte, 0, 128)
-	part := func(s string) {
-		b = strconv.AppendInt(b, int64(len(s)), 10)
-		b = append(b, ':')
-		b = append(b, s...)
-	}
-	part(provider)
-	part(model)
-	part(baseModel)
-	for _, k := range slices.Sorted(maps.Keys(overrides)) {
-		part(k)
-		part(overrides[k])
-	}
-	return string(b)
 }
 
 // Validate checks what pricing and the ledger rely on.

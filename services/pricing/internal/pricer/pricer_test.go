@@ -146,15 +146,6 @@ func TestInvalidEventsAreRejectedWithAReason(t *testing.T) {
 	}
 }
 
-func TestFingerprintIsUnambiguous(t *testing.T) {
-	a := fingerprint("ab", "c", "", nil)
-	b := fingerprint("a", "bc", "", nil)
-	c := fingerprint("a", "b", "", map[string]string{"c": ""})
-	if a == b || b == c || a == c {
-		t.Fatalf("fingerprints collide: %q %q %q", a, b, c)
-	}
-}
-
 func BenchmarkPriceEvent(b *testing.B) {
 	cat, err := pricing.Builtin()
 	if err != nil {

@@ -1,0 +1,402 @@
+package admission
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
+	"github.com/spendledger/spendledger/ledger/money"
+	"github.com/spendledger/spendledger/ledger/redisstore"
+	"github.com/spendledger/spendledger/ledger/scope"
+	"github.com/spendledger/spendledger/services/budget/internal/store"
+	"github.com/spendledger/spendledger/services/internal/protoconv"
+)
+
+// counter is one budget in the window of the request.
+type counter struct {
+	budget store.Budget
+	key    string
+	start  time.Time
+	end    time.Time
+}
+
+func counterFor(b store.Budget, at time.Time) counter {
+	w := b.Window()
+	k := w.Index(at)
+	start, end := w.Bounds(k)
+	return counter{budget: b, key: scope.CounterKey(b.Scope, w, k), start: start, end: end}
+}
+
+// candidate is one deployment the request could be routed to.
+type candidate struct {
+	msg      *budgetv1.Candidate
+	estimate int64
+	unknown  []string
+	counters []counter // provider and deployment budgets
+}
+
+// Admit implements the Admit RPC (see the package comment).
+func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.AdmitRequest]) (*connect.Response[budgetv1.AdmitResponse], error) {
+	start := time.Now()
+	m := req.Msg
+	if err := validate(m); err != nil {
+		a.metrics.decisions.WithLabelValues("invalid").Inc()
+		return nil, err
+	}
+	now := a.cfg.Now()
+
+	ident := scope.Identity{EndUserID: m.GetEndUserId(), Tags: m.GetTags(), ModelGroup: m.GetModelGroup()}
+	if m.GetKeyId() != "" {
+		k, err := a.cfg.Budgets.KeyByID(ctx, m.GetKeyId())
+		if err != nil {
+			return nil, keyError(m.GetKeyId(), err)
+		}
+		if err := usable(k, m.GetModelGroup(), now); err != nil {
+			return nil, err
+		}
+		ident.KeyID, ident.TeamID, ident.UserID, ident.OrgID = k.ID, k.TeamID, k.UserID, k.OrgID
+		ident.Tags = append(slices.Clone(ident.Tags), k.Tags...)
+	}
+	reqScopes := ident.Scopes()
+
+	cands := make([]*candidate, len(m.GetCandidates()))
+	all := slices.Clone(reqScopes)
+	for i, c := range m.GetCandidates() {
+		cands[i] = &candidate{msg: c}
+		all = append(all,
+			scope.Scope{Kind: scope.KindProvider, ID: c.GetProvider()},
+			scope.Scope{Kind: scope.KindDeployment, ID: c.GetDeploymentId()})
+	}
+	budgets, err := a.cfg.Budgets.BudgetsFor(ctx, all)
+	if err != nil {
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("read budgets: %w", err))
+	}
+	reqCounters, byScope := split(budgets, reqScopes, now)
+	for _, c := range cands {
+		for _, s := range []scope.Scope{{Kind: scope.KindProvider, ID: c.msg.GetProvider()}, {Kind: scope.KindDeployment, ID: c.msg.GetDeploymentId()}} {
+			c.counters = append(c.counters, byScope[s]...)
+		}
+		if err := a.estimate(c, m); err != nil {
+			return nil, invalid("candidates: %v", err)
+		}
+	}
+
+	budgeted := len(budgets) > 0
+	// An unknown price is not free: under any budget, a deployment whose
+	// price is unknown is not a candidate unless the operator opted it in.
+	var priced []*candidate
+	for _, c := range cands {
+		if len(c.unknown) == 0 || c.msg.GetUnpricedAllowed() || !budgeted {
+			priced = append(priced, c)
+		}
+	}
+	if len(priced) == 0 {
+		a.metrics.decisions.WithLabelValues("unpriced").Inc()
+		return deny(&budgetv1.Denial{Reason: budgetv1.DenialReason_DENIAL_REASON_UNPRICED_MODEL, Message: unpricedMessage(m.GetModelGroup(), cands)}), nil
+	}
+
+	allowed, denial, err := a.filter(ctx, priced)
+	if err != nil {
+		return a.redisDown(m, reqCounters, err)
+	}
+	if len(allowed) == 0 {
+		a.metrics.decisions.WithLabelValues("no_candidate").Inc()
+		return deny(denial), nil
+	}
+
+	amount := int64(0)
+	for _, c := range allowed {
+		amount = max(amount, c.estimate)
+	}
+	adm := &budgetv1.Admission{ReservedNanos: amount}
+	for _, c := range allowed {
+		adm.AllowedDeploymentIds = append(adm.AllowedDeploymentIds, c.msg.GetDeploymentId())
+		cc := &budgetv1.CandidateCounters{DeploymentId: c.msg.GetDeploymentId()}
+		for _, k := range c.counters {
+			cc.CounterKeys = append(cc.CounterKeys, k.key)
+		}
+		adm.CandidateCounters = append(adm.CandidateCounters, cc)
+	}
+	for _, c := range reqCounters {
+		adm.CounterKeys = append(adm.CounterKeys, c.key)
+	}
+
+	if len(reqCounters) > 0 {
+		states, admitted, deniedAt, expires, err := a.check(ctx, m.GetRequestId(), amount, reqCounters)
+		if err != nil {
+			return a.redisDown(m, reqCounters, err)
+		}
+		if !admitted {
+			c := reqCounters[deniedAt]
+			a.metrics.decisions.WithLabelValues("denied").Inc()
+			st := status(c, states[deniedAt])
+			return deny(&budgetv1.Denial{
+				Budget:  st,
+				Reason:  budgetv1.DenialReason_DENIAL_REASON_BUDGET_EXCEEDED,
+				Message: exceededMessage(c, states[deniedAt], amount),
+			}), nil
+		}
+		if amount > 0 {
+			adm.ReservationId = m.GetRequestId()
+			adm.ExpiresAt = timestamppb.New(expires)
+		}
+		for i, c := range reqCounters {
+			adm.Budgets = append(adm.Budgets, status(c, states[i]))
+		}
+	}
+	a.metrics.decisions.WithLabelValues("admitted").Inc()
+	a.metrics.latency.Observe(time.Since(start).Seconds())
+	return connect.NewResponse(&budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}), nil
+}
+
+// check reserves amount on every counter, or (for a free request, which
+// reserves nothing) only checks them.
+func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []counter) (states []redisstore.State, admitted bool, denied int, expires time.Time, err error) {
+	keys := make([]string, len(cs))
+	for i, c := range cs {
+		keys[i] = c.key
+	}
+	if amount == 0 {
+		states, err = a.read(ctx, keys)
+		if err != nil {
+			return nil, false, 0, time.Time{}, err
+		}
+		for i, st := range states {
+			if st.Spent+st.Live > int64(cs[i].budget.Limit) {
+				return states, false, i, time.Time{}, nil
+			}
+		}
+		a.lastKnown.remember(keys, states)
+		return states, true, -1, time.Time{}, nil
+	}
+	req := redisstore.ReserveRequest{ID: id, Amount: amount, TTL: a.cfg.ReservationTTL}
+	for _, c := range cs {
+		req.Counters = append(req.Counters, redisstore.Counter{Key: c.key, Limit: int64(c.budget.Limit)})
+	}
+	res, err := a.reserve(ctx, req)
+	if err != nil {
+		return nil, false, 0, time.Time{}, err
+	}
+	a.lastKnown.remember(keys, res.States)
+	return res.States, res.Admitted, res.Denied, res.ExpiresAt, nil
+}
+
+// filter keeps the candidates still within their provider and deployment
+// budgets, and says which budget excluded the others.
+func (a *Admitter) filter(ctx context.Context, cands []*candidate) ([]*candidate, *budgetv1.Denial, error) {
+	var keys []string
+	for _, c := range cands {
+		for _, k := range c.counters {
+			keys = append(keys, k.key)
+		}
+	}
+	if len(keys) == 0 {
+		return cands, nil, nil
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	states, err := a.read(ctx, keys)
+	if err != nil {
+		return nil, nil, err
+	}
+	at := make(map[string]redisstore.State, len(keys))
+	for i, k := range keys {
+		at[k] = states[i]
+	}
+	var out []*candidate
+	var denial *budgetv1.Denial
+	for _, c := range cands {
+		ok := true
+		for _, k := range c.counters {
+			st := at[k.key]
+			if st.Spent+st.Live+c.estimate > int64(k.budget.Limit) {
+				ok = false
+				if denial == nil {
+					denial = &budgetv1.Denial{
+						Budget:  status(k, st),
+						Reason:  budgetv1.DenialReason_DENIAL_REASON_NO_CANDIDATE,
+						Message: exceededMessage(k, st, c.estimate),
+					}
+				}
+				break
+			}
+		}
+		if ok {
+			out = append(out, c)
+		}
+	}
+	return out, denial, nil
+}
+
+// redisDown applies the fault policy when Redis cannot answer.
+func (a *Admitter) redisDown(m *budgetv1.AdmitRequest, cs []counter, cause error) (*connect.Response[budgetv1.AdmitResponse], error) {
+	a.metrics.redisFaults.Inc()
+	if a.cfg.OnRedisDown == FailClosed {
+		a.cfg.Log.Error("admission failed closed: Redis unavailable", "request_id", m.GetRequestId(), "err", cause)
+		a.metrics.decisions.WithLabelValues("failed_closed").Inc()
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("budget counters unavailable; failing closed: %w", cause))
+	}
+	for _, c := range cs {
+		st, ok := a.lastKnown.get(c.key)
+		if !ok || st.Spent+st.Live >= int64(c.budget.Limit) {
+			a.cfg.Log.Error("admission failed closed: Redis unavailable and no last known spend under the limit", "request_id", m.GetRequestId(), "counter", c.key, "err", cause)
+			a.metrics.decisions.WithLabelValues("failed_closed").Inc()
+			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("budget counters unavailable: %w", cause))
+		}
+	}
+	a.cfg.Log.Warn("admitted against last known spend: Redis unavailable", "request_id", m.GetRequestId(), "err", cause)
+	a.metrics.decisions.WithLabelValues("last_known").Inc()
+	adm := &budgetv1.Admission{}
+	for _, c := range m.GetCandidates() {
+		adm.AllowedDeploymentIds = append(adm.AllowedDeploymentIds, c.GetDeploymentId())
+	}
+	for _, c := range cs {
+		adm.CounterKeys = append(adm.CounterKeys, c.key)
+	}
+	return connect.NewResponse(&budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}), nil
+}
+
+// split sorts budgets into the request's counters and, for candidates, the
+// counters by scope.
+func split(budgets []store.Budget, reqScopes []scope.Scope, now time.Time) ([]counter, map[scope.Scope][]counter) {
+	isReq := make(map[scope.Scope]bool, len(reqScopes))
+	for _, s := range reqScopes {
+		isReq[s] = true
+	}
+	var req []counter
+	byScope := map[scope.Scope][]counter{}
+	for _, b := range budgets {
+		c := counterFor(b, now)
+		if isReq[b.Scope] {
+			req = append(req, c)
+		} else {
+			byScope[b.Scope] = append(byScope[b.Scope], c)
+		}
+	}
+	return req, byScope
+}
+
+func (a *Admitter) estimate(c *candidate, m *budgetv1.AdmitRequest) error {
+	res, err := a.prices.resolve(c.msg)
+	if err != nil {
+		return err
+	}
+	out := m.GetMaxTokens()
+	if out == 0 {
+		out = a.cfg.MaxTokensCap
+		if out == 0 {
+			out = res.MaxOutputTokens
+		}
+		if out == 0 {
+			out = DefaultMaxTokens
+		}
+	}
+	bound, unknown, err := res.UpperBound(m.GetPromptTokens(), out)
+	if err != nil {
+		return fmt.Errorf("deployment %s: %w", c.msg.GetDeploymentId(), err)
+	}
+	c.estimate, c.unknown = int64(bound), unknown
+	return nil
+}
+
+func validate(m *budgetv1.AdmitRequest) error {
+	switch {
+	case m.GetRequestId() == "":
+		return invalid("request_id is required")
+	case m.GetModelGroup() == "":
+		return invalid("model_group is required")
+	case len(m.GetCandidates()) == 0:
+		return invalid("candidates: at least one deployment is required")
+	case m.GetPromptTokens() < 0:
+		return invalid("prompt_tokens must not be negative")
+	case m.GetMaxTokens() < 0:
+		return invalid("max_tokens must not be negative")
+	}
+	for i, c := range m.GetCandidates() {
+		if c.GetDeploymentId() == "" || c.GetProvider() == "" || c.GetBackendModel() == "" {
+			return invalid("candidates[%d]: deployment_id, provider and backend_model are required", i)
+		}
+	}
+	for _, t := range m.GetTags() {
+		if err := (scope.Scope{Kind: scope.KindTag, ID: t}).Validate(); err != nil {
+			return invalid("tags: %v", err)
+		}
+	}
+	if id := m.GetEndUserId(); id != "" {
+		if err := (scope.Scope{Kind: scope.KindEndUser, ID: id}).Validate(); err != nil {
+			return invalid("end_user_id: %v", err)
+		}
+	}
+	return nil
+}
+
+func keyError(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return connect.NewError(connect.CodeNotFound, fmt.Errorf("key %s does not exist", id))
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read key %s: %w", id, err))
+}
+
+// usable refuses a key exactly as Authenticate does, and enforces its
+// model allow-list.
+func usable(k store.AuthKey, group string, now time.Time) error {
+	if why := k.Refusal(now); why != "" {
+		return connect.NewError(connect.CodePermissionDenied, errors.New(why))
+	}
+	if len(k.Models) > 0 && !slices.Contains(k.Models, group) {
+		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("key %s may not call model group %q (allowed: %s)", k.AliasHint, group, strings.Join(k.Models, ", ")))
+	}
+	return nil
+}
+
+func deny(d *budgetv1.Denial) *connect.Response[budgetv1.AdmitResponse] {
+	return connect.NewResponse(&budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Denied{Denied: d}})
+}
+
+func status(c counter, st redisstore.State) *budgetv1.BudgetStatus {
+	remaining := max(int64(c.budget.Limit)-st.Spent-st.Live, 0)
+	return &budgetv1.BudgetStatus{
+		BudgetId:       c.budget.ID,
+		Scope:          protoconv.ScopeProto(c.budget.Scope),
+		LimitNanos:     int64(c.budget.Limit),
+		SpentNanos:     st.Spent,
+		ReservedNanos:  st.Live,
+		RemainingNanos: remaining,
+		WindowStart:    timestamppb.New(c.start),
+		ResetsAt:       timestamppb.New(c.end),
+	}
+}
+
+func exceededMessage(c counter, st redisstore.State, estimate int64) string {
+	reset := "never (lifetime budget)"
+	if !c.budget.Duration.IsLifetime() {
+		reset = c.end.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf("Budget exceeded for %s %s: spend $%s + in-flight $%s + this request's estimate $%s > limit $%s (window %s); resets at %s",
+		c.budget.Scope.Kind, describe(c.budget.Scope), money.Nanos(st.Spent), money.Nanos(st.Live), money.Nanos(estimate),
+		c.budget.Limit, c.budget.Duration, reset)
+}
+
+func describe(s scope.Scope) string {
+	if s.ModelGroup != "" {
+		return fmt.Sprintf("%q on model group %q", s.ID, s.ModelGroup)
+	}
+	return fmt.Sprintf("%q", s.ID)
+}
+
+func unpricedMessage(group string, cands []*candidate) string {
+	var parts []string
+	for _, c := range cands {
+		parts = append(parts, fmt.Sprintf("%s (%s) has no price for %s", c.msg.GetDeploymentId(), c.msg.GetBackendModel(), strings.Join(c.unknown, ", ")))
+	}
+	return fmt.Sprintf("Model group %q cannot be admitted under a budget: its price is unknown, and unknown is not free. %s. "+
+		"Price it in the deployment's model_info (input_cost_per_token, output_cost_per_token, ...), name a priced catalog entry with model_info.base_model, "+
+		"add it to the catalog file, or set model_info.unpriced: allow to serve it unpriced.", group, strings.Join(parts, "; "))
+}
