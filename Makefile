@@ -97,8 +97,14 @@ test-unit:
 	go test $(GO_TEST_FLAGS) -count=1 $(UNIT_PKGS)
 
 .PHONY: test-e2e
-test-e2e: deps
+test-e2e: deps e2e/openainpm/node_modules/.installed
 	go test $(GO_TEST_FLAGS) -count=1 -timeout 20m $(E2E_PKGS)
+
+# The official openai npm client, pinned by package-lock.json, drives the
+# gateway in e2e/openainpm.
+e2e/openainpm/node_modules/.installed: e2e/openainpm/package.json e2e/openainpm/package-lock.json
+	cd e2e/openainpm && npm ci --no-audit --no-fund
+	@touch $@
 
 .PHONY: bench
 bench: deps ## Go benchmarks of the hot paths
