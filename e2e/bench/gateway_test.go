@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"github.com/spendledger/spendledger/e2e/harness"
+	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
+	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
+)
+
+// stubBody is an OpenAI chat completion with usage, as a provider returns it.
+const stubBody = `{"id":"chatcmpl-stub","object":"chat.completion","created":1,"model":"gpt-4o",` +
+	`"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}],` +
+	`"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}`
+
+const chatBody = `{"model":"gpt-4o","max_tokens":16,"messages":[{"role":"user","content":"ping"}]}`
+
+// startStub serves stubBody on loopback: the upstream both paths call.
+func startStub(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, stubBody)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// gatewayStack starts the stack with one deployment on the stub and returns
+// it with a virtual key under a budget large enough never to deny.
+func gatewayStack(b *testing.B, stub string) (*harness.Stack, string) {
+	cfg := fmt.Sprintf(`
+model_list:
+  - model_name: gpt-4o
+    litellm_params:
+      model: openai/gpt-4o
+      api_base: %s
+      api_key: stub
+general_settings:
+  master_key: sk-bench-master
+`, stub)
+	st := harness.StartStack(b, harness.WithGatewayConfigYAML(cfg), harness.WithLogLevel("warn"))
+	budget := budgetv1connect.NewBudgetServiceClient(http.DefaultClient, st.BudgetURL)
+	res, err := budget.CreateKey(context.Background(), connect.NewRequest(&budgetv1.CreateKeyRequest{
+		Key:     &budgetv1.Key{KeyAlias: "bench", TeamId: ""},
+		Budgets: []*budgetv1.BudgetSpec{{LimitUsd: "1000000", Duration: "1d"}},
+	}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return st, res.Msg.GetClearKey()
+}
+
+type target struct {
+	url string
+	key string
+}
+
+func (t target) do(c *http.Client) (time.Duration, error) {
+	req, _ := http.NewRequest(http.MethodPost, t.url, strings.NewReader(chatBody))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+t.key)
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return time.Since(start), nil
+}
+
+func client(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, IdleConnTimeout: time.Minute}}
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[int(float64(len(d)-1)*p)]
+}
+
+// serial sends n requests one at a time and returns their latencies.
+func serial(b *testing.B, t target, n int) []time.Duration {
+	c := client(1)
+	out := make([]time.Duration, 0, n)
+	for range n {
+		d, err := t.do(c)
+		if err != nil {
+			b.Fatalf("%s: %v", t.url, err)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// concurrent drives t from conc goroutines for dur and returns the rate and
+// the latencies.
+func concurrent(b *testing.B, t target, conc int, dur time.Duration) (float64, []time.Duration) {
+	c := client(conc)
+	var (
+		mu   sync.Mutex
+		all  []time.Duration
+		fail atomic.Int64
+		wg   sync.WaitGroup
+	)
+	stop := time.Now().Add(dur)
+	start := time.Now()
+	for range conc {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(stop) {
+				d, err := t.do(c)
+				if err != nil {
+					fail.Add(1)
+					continue
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			all = append(all, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if f := fail.Load(); f > 0 {
+		b.Fatalf("%s: %d failed requests", t.url, f)
+	}
+	return float64(len(all)) / elapsed.Seconds(), all
+}
+
+// BenchmarkGatewayOverhead measures what the gateway adds to a call, with
+// authentication, admission (Admit over Connect, reservation in Redis) and
+// event publishing on, against direct calls to the same upstream stub in the
+// same run: latency at concurrency 1, and throughput and p99 at 50.
+func BenchmarkGatewayOverhead(b *testing.B) {
+	stub := startStub(b)
+	st, key := gatewayStack(b, stub)
+	direct := target{url: stub + "/chat/completions", key: "stub"}
+	gw := target{url: st.GatewayURL + "/v1/chat/completions", key: key}
+
+	// Warm connections and caches on both paths.
+	serial(b, direct, 200)
+	serial(b, gw, 200)
+	b.ResetTimer()
+
+	const n = 3000
+	d1, g1 := serial(b, direct, n), serial(b, gw, n)
+	dp50, dp99 := percentile(d1, 0.50), percentile(d1, 0.99)
+	gp50, gp99 := percentile(g1, 0.50), percentile(g1, 0.99)
+
+	drate, dl := concurrent(b, direct, 50, 10*time.Second)
+	grate, gl := concurrent(b, gw, 50, 10*time.Second)
+	b.StopTimer()
+
+	b.ReportMetric(float64((gp50-dp50).Microseconds())/1000, "added-p50-ms")
+	b.ReportMetric(float64((gp99-dp99).Microseconds())/1000, "added-p99-ms")
+	b.ReportMetric(grate, "gateway-req/s@50")
+	b.ReportMetric(float64(percentile(gl, 0.99).Microseconds())/1000, "gateway-p99-ms@50")
+	b.ReportMetric(drate, "direct-req/s@50")
+	b.Logf("concurrency 1: direct p50 %v p99 %v; gateway p50 %v p99 %v; added p50 %v p99 %v",
+		dp50, dp99, gp50, gp99, gp50-dp50, gp99-dp99)
+	b.Logf("concurrency 50: direct %.0f req/s (p99 %v); gateway %.0f req/s (p99 %v)",
+		drate, percentile(dl, 0.99), grate, percentile(gl, 0.99))
+}
