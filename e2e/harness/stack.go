@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -333,4 +334,38 @@ func (st *Stack) Run(service string, args ...string) (int, string) {
 		st.t.Fatalf("harness: run %s %v: %v\n%s", service, args, err, out)
 		return -1, ""
 	}
+}
+
+// StartReplica starts another instance of a running service: the same binary
+// and flags on a port of its own, as a second instance in a deployment would
+// run. It is stopped at the test's cleanup, before the stores.
+func (st *Stack) StartReplica(name string) *Service {
+	st.t.Helper()
+	orig := st.Service(name)
+	port, err := freePort()
+	if err != nil {
+		st.t.Fatalf("harness: %v", err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	args := slices.Clone(orig.p.args)
+	for i := range args {
+		if args[i] == "--http-addr" && i+1 < len(args) {
+			args[i+1] = addr
+		}
+	}
+	replica := name + "-" + strconv.Itoa(port)
+	s := &Service{
+		Name: replica,
+		URL:  "http://" + addr,
+		t:    orig.t,
+		logs: orig.logs,
+		p: &process{
+			name: replica, path: orig.p.path, args: args, env: orig.p.env, dir: orig.p.dir,
+			logPath: orig.logs.path(replica), stopWait: orig.p.stopWait,
+		},
+		readyTimeout: orig.readyTimeout,
+	}
+	st.t.Cleanup(s.stopChecked)
+	s.Start()
+	return s
 }
