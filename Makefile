@@ -107,8 +107,9 @@ e2e/openainpm/node_modules/.installed: e2e/openainpm/package.json e2e/openainpm/
 	@touch $@
 
 .PHONY: bench
-bench: deps ## Go benchmarks of the hot paths
+bench: deps ## Go benchmarks of the hot paths, then load drivers against the real stack
 	go test -run '^$$' -bench . -benchmem $(UNIT_PKGS)
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./e2e/bench/
 
 # --- local stack ---------------------------------------------------------
 
