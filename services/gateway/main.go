@@ -8,7 +8,7 @@
 //	-http-addr (HTTP_ADDR)        OpenAI API, admin API, /healthz, /readyz, /metrics; default 127.0.0.1:4000
 //	-config (GATEWAY_CONFIG)      LiteLLM-style config.yaml; required
 //	-budget-url (BUDGET_URL)      budget service base URL; default http://127.0.0.1:4010
-//	-ledger-url (LEDGER_URL)      ledger service base URL; default http://127.0.0.1:4020
+//	-ledger-url (LEDGER_URL)      ledger service base URL (admin API spend queries); default http://127.0.0.1:4020
 //	-nats-url (NATS_URL)          NATS with JetStream; default nats://127.0.0.1:4222
 //	-spool-dir (SPOOL_DIR)        durable local spool for events while NATS is away; default .data/spool
 //	-catalog-file (PRICING_CATALOG_FILE)  price map merged over the built-in catalog, for the
@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,7 +32,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
+	"github.com/spendledger/spendledger/gen/spendledger/ledger/v1/ledgerv1connect"
 	js "github.com/spendledger/spendledger/ledger/jetstream"
+	"github.com/spendledger/spendledger/ledger/money"
+	"github.com/spendledger/spendledger/services/gateway/internal/admin"
 	"github.com/spendledger/spendledger/services/gateway/internal/budget"
 	"github.com/spendledger/spendledger/services/gateway/internal/config"
 	"github.com/spendledger/spendledger/services/gateway/internal/deploy"
@@ -140,7 +145,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		MasterKey: cfg.GeneralSettings.MasterKey, GatewayID: *gatewayID,
 		Ready: srv.Ready,
 	})
-	api.Register(srv.Mux)
+	// Live lets /model/new and /model/update swap in new deployments while
+	// requests in flight finish on the set they started with.
+	live := server.NewLive(api, deploy.NewBuilder(cfg, catalog, upstreamClient, getenv))
+	live.Register(srv.Mux)
+
+	if err := registerAdmin(ctx, srv, cfg, set, live, *budgetURL, *ledgerURL, getenv, log); err != nil {
+		return err
+	}
 	log.Info("gateway configured", "deployments", len(set.Deployments), "model_groups", len(set.Groups), "ledger_url", *ledgerURL)
 
 	runErr := srv.Run(ctx, *sf.Addr, *sf.Grace)
@@ -152,6 +164,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		log.Error("closing the event publisher", "err", err)
 	}
 	return runErr
+}
+
+// registerAdmin wires the LiteLLM-compatible admin API and starts syncing the
+// config's budgets (provider, tag, deployment) to the budget service in the
+// background: the gateway reports not ready until they are in force.
+func registerAdmin(ctx context.Context, srv *serve.Server, cfg *config.Config, set *deploy.Set, live *server.Live,
+	budgetURL, ledgerURL string, getenv func(string) string, log *slog.Logger) error {
+	budgets, err := admin.ConfigBudgets(cfg, set)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var endUser *money.Nanos
+	if d := cfg.LiteLLMSettings.MaxEndUserBudget; d != nil {
+		n, err := money.ParseLimit(string(*d))
+		if err != nil {
+			return fmt.Errorf("config: litellm_settings.max_end_user_budget: %w", err)
+		}
+		endUser = &n
+	}
+	if cfg.LiteLLMSettings.MaxBudget != nil {
+		log.Warn("litellm_settings.max_budget (one budget for the whole proxy) is not enforced: there is no proxy-wide budget scope; set budgets on providers, teams or keys")
+	}
+	// Admin calls are rare and may page through lists: their own client, with
+	// a longer timeout than admission's.
+	hc := &http.Client{Timeout: 30 * time.Second}
+	h := admin.New(admin.Config{
+		Budget:               budgetv1connect.NewBudgetServiceClient(hc, budgetURL),
+		Ledger:               ledgerv1connect.NewLedgerServiceClient(hc, ledgerURL),
+		Models:               live,
+		MasterKey:            cfg.GeneralSettings.MasterKey,
+		Providers:            admin.ProviderBudgets(budgets),
+		DefaultEndUserBudget: endUser,
+		Getenv:               getenv,
+		Log:                  log,
+	})
+	h.Register(srv.Mux)
+	syncer := admin.NewSyncer(h, budgets)
+	srv.AddCheck("config_budgets", syncer.Ready)
+	if len(budgets) > 0 {
+		go func() {
+			if err := srv.Retry(ctx, "sync config budgets", syncer.Sync); err == nil {
+				log.Info("config budgets synced", "budgets", len(budgets))
+			}
+		}()
+	}
+	return nil
 }
 
 func entryOf(d *deploy.Deployment) string {

@@ -10,7 +10,6 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -38,6 +37,22 @@ type Deployment struct {
 	ModelName     string        `yaml:"model_name"`
 	LiteLLMParams LiteLLMParams `yaml:"litellm_params"`
 	ModelInfo     ModelInfo     `yaml:"model_info"`
+
+	// Source is the entry as written (os.environ/ references unresolved). The
+	// admin API compares entries by it (registering the same entry twice is a
+	// no-op) and merges /model/update patches into it, so a field the operator
+	// never set stays unset instead of coming back as a synthesized value.
+	Source *yaml.Node `yaml:"-"`
+}
+
+// UnmarshalYAML decodes the entry and keeps its node as Source.
+func (d *Deployment) UnmarshalYAML(n *yaml.Node) error {
+	type plain Deployment // without this method, so Decode does not recurse
+	if err := n.Decode((*plain)(d)); err != nil {
+		return err
+	}
+	d.Source = n
+	return nil
 }
 
 // LiteLLMParams says how to call the backend.
@@ -179,12 +194,49 @@ func Parse(b []byte, getenv func(string) string) (*Config, error) {
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, err
 	}
+	return parseNode(&root, getenv)
+}
+
+// ParseDeployment reads one model_list entry (YAML or JSON, as LiteLLM's
+// /model/new takes it) with the rules of a whole file: unknown keys are
+// returned as warnings with their path, prices keep their exact text, and
+// os.environ/ references are resolved. Errors name the field as
+// "model_list[0]....".
+func ParseDeployment(b []byte, getenv func(string) string) (Deployment, []string, error) {
+	var entry yaml.Node
+	if err := yaml.Unmarshal(b, &entry); err != nil {
+		return Deployment{}, nil, err
+	}
+	if len(entry.Content) == 0 || entry.Content[0].Kind != yaml.MappingNode {
+		return Deployment{}, nil, errors.New("a model_list entry must be an object")
+	}
+	return DeploymentFromNode(entry.Content[0], getenv)
+}
+
+// DeploymentFromNode is ParseDeployment of an entry already parsed.
+func DeploymentFromNode(n *yaml.Node, getenv func(string) string) (Deployment, []string, error) {
+	// Wrap the entry as a one-deployment config, so it goes through exactly
+	// the decoding and validation of a config file.
+	root := &yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{
+		Kind: yaml.MappingNode, Tag: "!!map",
+		Content: []*yaml.Node{
+			{Kind: yaml.ScalarNode, Tag: "!!str", Value: "model_list"},
+			{Kind: yaml.SequenceNode, Tag: "!!seq", Content: []*yaml.Node{n}},
+		},
+	}}}
+	c, err := parseNode(root, getenv)
+	if err != nil {
+		return Deployment{}, nil, err
+	}
+	return c.ModelList[0], c.Warnings, nil
+}
+
+func parseNode(root *yaml.Node, getenv func(string) string) (*Config, error) {
 	c := &Config{}
 	if len(root.Content) == 0 {
 		return nil, errors.New("empty config")
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(c); err != nil {
+	if err := root.Decode(c); err != nil {
 		return nil, err
 	}
 	c.Warnings = unknownKeys(root.Content[0], c)

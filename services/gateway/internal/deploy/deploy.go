@@ -43,6 +43,8 @@ type Deployment struct {
 	Pricing *pricing.Resolution
 	// Candidate is this deployment as admission sees it.
 	Candidate *budgetv1.Candidate
+	// Entry is the model_list entry it was built from (api_key resolved).
+	Entry config.Deployment
 }
 
 // ID is the deployment's id.
@@ -95,10 +97,26 @@ func SplitModel(model string) (provider, name string) {
 	return "openai", model
 }
 
+// Builder builds deployments from model_list entries: at start-up from the
+// config, and at runtime for LiteLLM's /model/new and /model/update, with the
+// same catalog, HTTP client, environment and config-wide defaults (timeouts).
+type Builder struct {
+	cfg    *config.Config
+	cat    *pricing.Catalog
+	client *http.Client
+	getenv func(string) string
+}
+
+// NewBuilder returns a Builder; see Build for the arguments.
+func NewBuilder(cfg *config.Config, cat *pricing.Catalog, client *http.Client, getenv func(string) string) *Builder {
+	return &Builder{cfg: cfg, cat: cat, client: client, getenv: getenv}
+}
+
 // Build builds the deployments of cfg. cat may be nil (no cost header).
 // getenv supplies provider keys a deployment does not set (OPENAI_API_KEY,
 // ANTHROPIC_API_KEY, AZURE_API_KEY), as LiteLLM reads them.
 func Build(cfg *config.Config, cat *pricing.Catalog, client *http.Client, getenv func(string) string) (*Set, []string, error) {
+	b := NewBuilder(cfg, cat, client, getenv)
 	s := &Set{Groups: map[string][]*Deployment{}, Aliases: map[string]string{}}
 	var warnings []string
 	explicit := map[string]string{}
@@ -113,55 +131,22 @@ func Build(cfg *config.Config, cat *pricing.Catalog, client *http.Client, getenv
 	used := map[string]bool{}
 	for i, cd := range cfg.ModelList {
 		path := fmt.Sprintf("model_list[%d]", i)
-		p := cd.LiteLLMParams
-		provider, name := SplitModel(p.Model)
-		d := &Deployment{
-			Provider: provider, BackendModel: p.Model, BaseModel: cd.ModelInfo.BaseModel,
-			UnpricedAllowed: cd.ModelInfo.Unpriced == "allow",
+		id := cd.ModelInfo.ID
+		if id == "" {
+			id = generatedID(cd, func(id string) bool { return used[id] || explicit[id] != "" })
 		}
-		d.R = router.Deployment{Index: i, ID: cd.ModelInfo.ID, Group: cd.ModelName, Weight: p.Weight, RPM: p.RPM, TPM: p.TPM}
-		if d.R.ID == "" {
-			d.R.ID = generatedID(cd, used, explicit)
-		}
-		used[d.R.ID] = true
-
-		overrides, err := cd.PriceOverrides()
+		used[id] = true
+		d, warn, err := b.Deployment(path, i, id, cd)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
-		}
-		parsed, _, err := pricing.ParseOverrides(overrides)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", path, err)
-		}
-		d.PriceOverrides = overrides
-		if cat != nil {
-			r := cat.Resolve(pricing.Deployment{Provider: provider, Model: p.Model, BaseModel: d.BaseModel, Overrides: parsed})
-			d.Pricing = &r
-		}
-
-		d.Timeout, err = timeout(cfg, p)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s.litellm_params.timeout: %w", path, err)
-		}
-		var warn string
-		d.Transport, d.APIBase, warn, err = transport(p, provider, name, client, getenv)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s.litellm_params.mock_response: %w", path, err)
+			return nil, nil, err
 		}
 		if warn != "" {
-			warnings = append(warnings, fmt.Sprintf("%s (%s): %s", path, d.R.ID, warn))
-		}
-		d.Candidate = &budgetv1.Candidate{
-			DeploymentId: d.R.ID, Provider: provider, BackendModel: p.Model, BaseModel: d.BaseModel,
-			PriceOverrides: overrides, UnpricedAllowed: d.UnpricedAllowed,
+			warnings = append(warnings, warn)
 		}
 		s.Deployments = append(s.Deployments, d)
 		s.Groups[cd.ModelName] = append(s.Groups[cd.ModelName], d)
 	}
-	for g := range s.Groups {
-		s.GroupNames = append(s.GroupNames, g)
-	}
-	sort.Strings(s.GroupNames)
+	s.sortGroups()
 	aliases := make([]string, 0, len(cfg.RouterSettings.ModelGroupAlias))
 	for alias, g := range cfg.RouterSettings.ModelGroupAlias {
 		if _, ok := s.Groups[g]; !ok {
@@ -179,18 +164,90 @@ func Build(cfg *config.Config, cat *pricing.Catalog, client *http.Client, getenv
 	return s, warnings, nil
 }
 
+// sortGroups sets GroupNames to the sorted groups (aliases are appended by
+// the caller).
+func (s *Set) sortGroups() {
+	s.GroupNames = s.GroupNames[:0:0]
+	for g := range s.Groups {
+		s.GroupNames = append(s.GroupNames, g)
+	}
+	sort.Strings(s.GroupNames)
+}
+
+// Deployment builds one entry as the deployment with id at index (its index
+// in Set.Deployments). path names the entry in errors and in the warning
+// returned (a transport that cannot call the backend).
+func (b *Builder) Deployment(path string, index int, id string, cd config.Deployment) (*Deployment, string, error) {
+	p := cd.LiteLLMParams
+	provider, name := SplitModel(p.Model)
+	d := &Deployment{
+		Provider: provider, BackendModel: p.Model, BaseModel: cd.ModelInfo.BaseModel,
+		UnpricedAllowed: cd.ModelInfo.Unpriced == "allow",
+		Entry:           cd,
+	}
+	d.R = router.Deployment{Index: index, ID: id, Group: cd.ModelName, Weight: p.Weight, RPM: p.RPM, TPM: p.TPM}
+
+	overrides, err := cd.PriceOverrides()
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	parsed, _, err := pricing.ParseOverrides(overrides)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", path, err)
+	}
+	d.PriceOverrides = overrides
+	if b.cat != nil {
+		r := b.cat.Resolve(pricing.Deployment{Provider: provider, Model: p.Model, BaseModel: d.BaseModel, Overrides: parsed})
+		d.Pricing = &r
+	}
+
+	d.Timeout, err = timeout(b.cfg, p)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s.litellm_params.timeout: %w", path, err)
+	}
+	t, base, warn, err := transport(p, provider, name, b.client, b.getenv)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s.litellm_params.mock_response: %w", path, err)
+	}
+	d.Transport, d.APIBase = t, base
+	if warn != "" {
+		warn = fmt.Sprintf("%s (%s): %s", path, id, warn)
+	}
+	d.Candidate = &budgetv1.Candidate{
+		DeploymentId: id, Provider: provider, BackendModel: p.Model, BaseModel: d.BaseModel,
+		PriceOverrides: overrides, UnpricedAllowed: d.UnpricedAllowed,
+	}
+	return d, warn, nil
+}
+
 // generatedID is a stable id for a deployment without model_info.id: a hash
 // of what identifies the backend (group, model, api_base, api_version). Not the
 // key (rotating a key must not change the id deployment budgets are keyed by),
 // nor weights or prices. Identical entries get -2, -3... in config order.
-func generatedID(cd config.Deployment, used map[string]bool, explicit map[string]string) string {
+func generatedID(cd config.Deployment, taken func(string) bool) string {
+	for id := range candidateIDs(cd) {
+		if !taken(id) {
+			return id
+		}
+	}
+	panic("unreachable: candidateIDs is infinite")
+}
+
+// candidateIDs yields the generated ids of cd in order: the hash, then the
+// hash with -2, -3...
+func candidateIDs(cd config.Deployment) func(yield func(string) bool) {
 	h := sha256.Sum256([]byte(strings.Join([]string{cd.ModelName, cd.LiteLLMParams.Model, cd.LiteLLMParams.APIBase, cd.LiteLLMParams.APIVersion}, "\x00")))
 	base := "dep-" + hex.EncodeToString(h[:8])
-	id := base
-	for n := 2; used[id] || explicit[id] != ""; n++ {
-		id = fmt.Sprintf("%s-%d", base, n)
+	return func(yield func(string) bool) {
+		if !yield(base) {
+			return
+		}
+		for n := 2; ; n++ {
+			if !yield(fmt.Sprintf("%s-%d", base, n)) {
+				return
+			}
+		}
 	}
-	return id
 }
 
 func timeout(cfg *config.Config, p config.LiteLLMParams) (time.Duration, error) {

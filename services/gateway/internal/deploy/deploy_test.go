@@ -1,7 +1,9 @@
 package deploy
 
 import (
+	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +184,84 @@ router_settings:
 	cfg.RouterSettings.EnableWeightedFailover = new(bool)
 	if rs, _, _ = RouterSettings(cfg, s); rs.WeightedFailover {
 		t.Fatal("an explicit enable_weighted_failover: false must turn failover off")
+	}
+}
+
+func entry(t *testing.T, y string) config.Deployment {
+	t.Helper()
+	cd, _, err := config.ParseDeployment([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cd
+}
+
+func TestSameEntryIgnoresOrderStyleAndEmptyValues(t *testing.T) {
+	a := entry(t, `{"model_name": "m", "litellm_params": {"model": "openai/x", "input_cost_per_token": 0.000003, "weight": 2}}`)
+	for _, same := range []string{
+		"model_name: m\nlitellm_params: {weight: 2, model: openai/x, input_cost_per_token: '0.000003', api_base: null}\nmodel_info: {}",
+		`{"litellm_params": {"model": "openai/x", "weight": 2, "input_cost_per_token": "0.000003", "tags": []}, "model_name": "m"}`,
+	} {
+		if !SameEntry(a, entry(t, same)) {
+			t.Errorf("different: %s", same)
+		}
+	}
+	for _, diff := range []string{
+		`{"model_name": "m", "litellm_params": {"model": "openai/x", "input_cost_per_token": 0.000004, "weight": 2}}`,
+		`{"model_name": "m", "litellm_params": {"model": "openai/x", "input_cost_per_token": 0.000003}}`,
+		`{"model_name": "m", "litellm_params": {"model": "openai/x", "input_cost_per_token": 0.000003, "weight": 2, "output_cost_per_token": 0}}`,
+	} {
+		if SameEntry(a, entry(t, diff)) {
+			t.Errorf("same: %s", diff)
+		}
+	}
+}
+
+func TestResolveAndWith(t *testing.T) {
+	s, _ := build(t, `
+model_list:
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o}
+    model_info: {id: primary}
+  - model_name: gpt-4o
+    litellm_params: {model: openai/gpt-4o, api_base: "http://b"}
+router_settings:
+  model_group_alias: {gpt4: gpt-4o}
+`)
+	// The config's second entry, registered again: a no-op.
+	id, existing, err := s.Resolve(entry(t, `{"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://b"}}`))
+	if err != nil || existing != s.Deployments[1] || id != s.Deployments[1].ID() {
+		t.Fatalf("resolve %q %v %v", id, existing, err)
+	}
+	// Same backend, different entry: the next generated id.
+	id, existing, err = s.Resolve(entry(t, `{"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "api_base": "http://b", "weight": 9}}`))
+	if err != nil || existing != nil || id != s.Deployments[1].ID()+"-2" {
+		t.Fatalf("resolve %q %v %v", id, existing, err)
+	}
+	var ce *ConflictError
+	if _, _, err := s.Resolve(entry(t, `{"model_name": "x", "litellm_params": {"model": "openai/x"}, "model_info": {"id": "primary"}}`)); !errors.As(err, &ce) {
+		t.Fatalf("explicit id taken: %v", err)
+	}
+
+	b := NewBuilder(&config.Config{}, nil, http.DefaultClient, env(nil))
+	d, _, err := b.Deployment("model", len(s.Deployments), "new", entry(t, `{"model_name": "claude", "litellm_params": {"model": "anthropic/claude"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := s.With(d)
+	if len(s.Deployments) != 2 || len(n.Deployments) != 3 || n.Deployments[0] != s.Deployments[0] || len(n.Groups["claude"]) != 1 {
+		t.Fatalf("with: old %d new %d groups %v", len(s.Deployments), len(n.Deployments), n.Groups)
+	}
+	if g, ok := n.Lookup("gpt4"); !ok || g != "gpt-4o" || !slices.Contains(n.GroupNames, "gpt4") || !slices.Contains(n.GroupNames, "claude") {
+		t.Fatalf("aliases and names %v", n.GroupNames)
+	}
+	// Replacing keeps the index and the group's order.
+	r, _, err := b.Deployment("model", 0, "primary", entry(t, `{"model_name": "gpt-4o", "litellm_params": {"model": "openai/gpt-4o", "weight": 3}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n2 := n.With(r)
+	if len(n2.Deployments) != 3 || n2.Groups["gpt-4o"][0] != r || n.Groups["gpt-4o"][0] == r {
+		t.Fatalf("replace: %v", n2.Groups["gpt-4o"])
 	}
 }

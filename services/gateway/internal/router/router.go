@@ -145,6 +145,38 @@ func New(deployments []*Deployment, s Settings, opts ...Option) *Router {
 	return r
 }
 
+// Rebuild returns a router over deployments with r's settings, randomness,
+// clock and hooks, for a runtime change of the deployments (/model/new). A
+// deployment r already routes (the same *Deployment) keeps its cooldown and
+// recent failures, so registering a model does not revive a failing sibling;
+// a new or replaced deployment starts fresh. r keeps serving the requests
+// that started on it.
+func (r *Router) Rebuild(deployments []*Deployment) *Router {
+	old := map[*Deployment]*entry{}
+	for _, es := range r.groups {
+		for _, e := range es {
+			old[e.d] = e
+		}
+	}
+	n := &Router{s: r.s, groups: map[string][]*entry{}, rnd: r.rnd, now: r.now, sleep: r.sleep, hooks: r.hooks}
+	for _, d := range deployments {
+		e := &entry{d: d}
+		if o := old[d]; o != nil {
+			e.cooldownUntil.Store(o.cooldownUntil.Load())
+			o.mu.Lock()
+			e.fails = append([]time.Time(nil), o.fails...)
+			o.mu.Unlock()
+		}
+		n.groups[d.Group] = append(n.groups[d.Group], e)
+	}
+	for _, es := range n.groups {
+		if len(es) == 1 {
+			es[0].single = true
+		}
+	}
+	return n
+}
+
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return nil

@@ -415,3 +415,23 @@ func TestFallbackChainForAdmission(t *testing.T) {
 		}
 	}
 }
+
+func TestRebuildKeepsTheStateOfUnchangedDeployments(t *testing.T) {
+	a, b := dep("a", "g", nil), dep("b", "g", nil)
+	r := newRouter([]*Deployment{a, b}, settings())
+	until := time.Now().Add(time.Minute)
+	r.SetCooldown("a", until)
+	// b is replaced by a new *Deployment with the same id (an update), c is new.
+	b2, c := dep("b", "g", nil), dep("c", "h", nil)
+	n := r.Rebuild([]*Deployment{a, b2, c})
+	if !n.CoolingDown("a") {
+		t.Fatal("an unchanged deployment lost its cooldown")
+	}
+	n.SetCooldown("b", until)
+	if r.CoolingDown("b") {
+		t.Fatal("the rebuilt router shares state with the old one")
+	}
+	if !n.HasGroup("h") || r.HasGroup("h") || !n.groups["h"][0].single {
+		t.Fatal("new group not routed, or routed by the old router")
+	}
+}

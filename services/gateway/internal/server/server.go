@@ -100,16 +100,26 @@ func New(c Config) *Server {
 	return s
 }
 
-// Register adds the routes to mux.
+// routes are the client API's paths and their handlers.
+var routes = []struct {
+	pattern string
+	handler func(*Server, http.ResponseWriter, *http.Request)
+}{
+	{"POST /v1/chat/completions", (*Server).chat},
+	{"POST /chat/completions", (*Server).chat},
+	{"POST /openai/deployments/{model}/chat/completions", (*Server).chat},
+	{"GET /v1/models", (*Server).listModels},
+	{"GET /models", (*Server).listModels},
+	{"GET /health/liveliness", (*Server).liveliness},
+	{"GET /health/liveness", (*Server).liveliness},
+	{"GET /health/readiness", (*Server).readiness},
+}
+
+// Register adds the routes to mux, served by s.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("POST /v1/chat/completions", s.chat)
-	mux.HandleFunc("POST /chat/completions", s.chat)
-	mux.HandleFunc("POST /openai/deployments/{model}/chat/completions", s.chat)
-	mux.HandleFunc("GET /v1/models", s.listModels)
-	mux.HandleFunc("GET /models", s.listModels)
-	mux.HandleFunc("GET /health/liveliness", s.liveliness)
-	mux.HandleFunc("GET /health/liveness", s.liveliness)
-	mux.HandleFunc("GET /health/readiness", s.readiness)
+	for _, rt := range routes {
+		mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handler(s, w, r) })
+	}
 }
 
 // principal is who is calling.
