@@ -72,7 +72,7 @@ func natsJS(b *testing.B, url string) jetstream.JetStream {
 // CostComputed into Postgres with projection into Redis on: entries/s from the
 // first committed batch to the last (Postgres recorded_at).
 func BenchmarkLedgerIngest(b *testing.B) {
-	st := harness.StartStack(b, harness.WithLogLevel("warn"))
+	st := harness.StartStack(b, append(profileArgs(), harness.WithLogLevel("warn"))...)
 	st.Service("ledger").Stop()
 	s := natsJS(b, st.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -98,6 +98,7 @@ func BenchmarkLedgerIngest(b *testing.B) {
 	defer pool.Close()
 	b.ResetTimer()
 	st.Service("ledger").Start()
+	prof := startProfile(b, st, 3)
 	var n int64
 	for n < ledgerEvents {
 		if ctx.Err() != nil {
@@ -109,6 +110,7 @@ func BenchmarkLedgerIngest(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	prof.stop()
 	var span float64
 	if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM max(recorded_at) - min(recorded_at))::float8 FROM ledger_entries`).Scan(&span); err != nil {
 		b.Fatal(err)

@@ -312,18 +312,25 @@ func concat(parts ...[]string) []string {
 }
 
 // Run runs a service binary with a subcommand (e.g. "ledger", "verify") against
-// the stack's stores and returns its exit code and combined output. The
-// stores' flags are appended after args.
+// the stack's stores and returns its exit code and combined output. The stores
+// reach it through the environment variables every service reads for a flag
+// not given (DATABASE_URL, REDIS_URL, NATS_URL) rather than appended flags: a
+// flag in args then points the command at another store (a second database,
+// say), and a command that uses no NATS ignores NATS_URL where it would reject
+// an unknown -nats-url.
 func (st *Stack) Run(service string, args ...string) (int, string) {
 	st.t.Helper()
 	dir, err := serviceBinaries()
 	if err != nil {
 		st.t.Fatalf("harness: %v", err)
 	}
-	args = append(args, "--database-url", st.PostgresURL, "--redis-url", st.RedisURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(dir, service), args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, filepath.Join(dir, service), args...)
+	// Later entries win over the test process's own environment.
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+st.PostgresURL, "REDIS_URL="+st.RedisURL, "NATS_URL="+st.NATSURL)
+	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

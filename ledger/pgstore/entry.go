@@ -79,7 +79,7 @@ type Entry struct {
 }
 
 // Component is the cost of one kind of token, as stored in the components
-// jsonb column. Prices and exact costs stay decimal strings: they are exact
+// json column. Prices and exact costs stay decimal strings: they are exact
 // and never parsed as floats.
 type Component struct {
 	Name         string `json:"name"`
@@ -130,9 +130,15 @@ func EntryFromCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
 		return Entry{}, bad("usage", "missing")
 	}
 	// The ledger keys the row by the cost event's id; a usage event under
-	// another id would make the row unfindable from the usage side.
-	if u.GetEventId() != "" && u.GetEventId() != c.GetEventId() {
-		return Entry{}, bad("usage.event_id", "%q differs from event_id", u.GetEventId())
+	// another id would make the row unfindable from the usage side. A
+	// correction carries the corrected event's usage whole (same identity,
+	// window and counters), so there the usage names the corrected event.
+	usageOf, usageField := c.GetEventId(), "event_id"
+	if c.GetCorrectsEventId() != "" {
+		usageOf, usageField = c.GetCorrectsEventId(), "corrects_event_id"
+	}
+	if u.GetEventId() != "" && u.GetEventId() != usageOf {
+		return Entry{}, bad("usage.event_id", "%q differs from %s", u.GetEventId(), usageField)
 	}
 	var priced bool
 	switch c.GetStatus() {
@@ -157,8 +163,9 @@ func EntryFromCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
 
 	id, route, tok := u.GetIdentity(), u.GetRoute(), u.GetTokens()
 	e := Entry{
-		EventID:    strings.ToLower(c.GetEventId()),
-		OccurredAt: u.GetOccurredAt().AsTime().UTC().Truncate(time.Microsecond),
+		EventID:         strings.ToLower(c.GetEventId()),
+		CorrectsEventID: strings.ToLower(c.GetCorrectsEventId()),
+		OccurredAt:      u.GetOccurredAt().AsTime().UTC().Truncate(time.Microsecond),
 
 		KeyID:     id.GetKeyId(),
 		TeamID:    id.GetTeamId(),
@@ -260,7 +267,7 @@ func (e *Entry) validate() ([16]byte, error) {
 	for _, k := range e.CounterKeys {
 		// Projection writes to these keys: a malformed one would be a counter
 		// nothing else can find.
-		if _, _, _, err := scope.ParseCounterKey(k); err != nil {
+		if err := checkCounterKey(k); err != nil {
 			return id, bad("counter_keys", "%v", err)
 		}
 	}
@@ -325,18 +332,18 @@ func (e *Entry) validate() ([16]byte, error) {
 	}
 	var sum int64
 	for i, c := range e.Components {
-		field := fmt.Sprintf("components[%d]", i)
+		field := func() string { return fmt.Sprintf("components[%d]", i) } // only on error: this runs per row, twice
 		switch {
 		case c.Name == "":
-			return id, bad(field+".name", "empty")
+			return id, bad(field()+".name", "empty")
 		case c.Tokens < 0:
-			return id, bad(field+".tokens", "negative (%d)", c.Tokens)
+			return id, bad(field()+".tokens", "negative (%d)", c.Tokens)
 		case !correction && c.CostNanos < 0:
-			return id, bad(field+".cost_nanos", "negative (%d)", c.CostNanos)
+			return id, bad(field()+".cost_nanos", "negative (%d)", c.CostNanos)
 		}
 		for _, s := range []string{c.Name, c.UnitPrice, c.Source, c.SourceDetail, c.ExactCost} {
 			if err := checkText(s); err != nil {
-				return id, bad(field, "%v", err)
+				return id, bad(field(), "%v", err)
 			}
 		}
 		if (c.CostNanos > 0 && sum > math.MaxInt64-c.CostNanos) || (c.CostNanos < 0 && sum < math.MinInt64-c.CostNanos) {

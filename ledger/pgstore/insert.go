@@ -62,7 +62,7 @@ SELECT
     u.key_id, u.team_id, u.user_id, u.org_id, u.end_user_id, u.tags::text[],
     u.model_group, u.deployment_id, u.provider, u.backend_model,
     u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens, u.cache_creation_1h_tokens, u.reasoning_tokens,
-    u.total_nanos, u.components::jsonb, u.priced, u.unknown_components::text[], u.catalog_version, u.reservation_id, u.stream_seq, u.counter_keys::text[]
+    u.total_nanos, u.components::json, u.priced, u.unknown_components::text[], u.catalog_version, u.reservation_id, u.stream_seq, u.counter_keys::text[]
 FROM unnest(
     $1::uuid[], $2::uuid[], $3::timestamptz[],
     $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],

@@ -24,7 +24,8 @@ import (
 // The indexes on team, user, org and end user are partial (they skip the
 // empty id of an absent value), and a generic plan for "team_id = $1" cannot
 // prove the index predicate, so it is repeated literally; that changes no
-// result because scope ids are never empty (Validate).
+// result because scope ids are never empty (Validate). The same goes for the
+// tags index, which skips untagged rows.
 func scopePredicate(s scope.Scope, first int) (string, []any, error) {
 	if err := s.Validate(); err != nil {
 		return "", nil, fmt.Errorf("pgstore: %w", err)
@@ -43,8 +44,11 @@ func scopePredicate(s scope.Scope, first int) (string, []any, error) {
 	case scope.KindEndUser:
 		return "end_user_id = " + p + " AND end_user_id <> ''", []any{s.ID}, nil
 	case scope.KindTag:
-		// @> is what the GIN index on tags answers.
-		return "tags @> ARRAY[" + p + "::text]", []any{s.ID}, nil
+		// @> is what the GIN index on tags answers; the index is partial
+		// (untagged rows are left out), and "tags <> '{}'" is repeated so
+		// a plan can prove its predicate. A row holding the tag is never
+		// untagged, so no result changes.
+		return "tags @> ARRAY[" + p + "::text] AND tags <> '{}'", []any{s.ID}, nil
 	case scope.KindProvider:
 		return "provider = " + p, []any{s.ID}, nil
 	case scope.KindDeployment:

@@ -1,7 +1,8 @@
 // Package redisstore is the Redis side of ADR 2 (docs/adr/0002): budget
 // counters with reservations for admission, and the exactly-once projection
 // of committed ledger entries into them. The budget service calls Reserve
-// and Release; the ledger service calls ApplyWithFallback and, when a
+// and Release; the ledger service calls ApplyBatchWithFallback (a batch of
+// entries, with ApplyWithFallback's per-event semantics) and, when a
 // counter is missing, Seed (with the sum and snapshot pgstore computes);
 // verify calls ScanCounters and Read.
 //
@@ -28,8 +29,11 @@
 //   - An admitted Reserve holds Amount on every counter; a denied one holds
 //     nothing on any; spent + reserved ≤ limit after every admission.
 //   - An event's cost is in a counter at most once, and exactly once after
-//     Apply or ApplyDirect returned without error: the effect and its marker
-//     are written by one script that cannot fail after its first write.
+//     Apply or ApplyDirect (or ApplyBatch, ApplyDirectBatch) returned
+//     without error: the effect and its marker are written by one script
+//     that cannot fail after its first write.
+//   - A batch applies its events, counter by counter, exactly as one Apply
+//     per event in the given order would.
 //   - A seeded counter counts each ledger row once: in the seed's sum if its
 //     transaction is visible in the seed's snapshot, else by Apply.
 //

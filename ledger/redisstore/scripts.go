@@ -21,8 +21,11 @@ var (
 	releaseScript     = newScript("release", "num")
 	applyScript       = newScript("apply", "num", "snapshot")
 	applyDirectScript = newScript("apply_direct", "num", "snapshot")
-	seedScript        = newScript("seed", "num")
-	readScript        = newScript("read", "num")
+	// The batch scripts (ApplyBatch, ApplyDirectBatch).
+	applyBatchScript       = newScript("apply_batch", "num", "snapshot")
+	applyDirectBatchScript = newScript("apply_direct_batch", "num", "snapshot")
+	seedScript             = newScript("seed", "num")
+	readScript             = newScript("read", "num")
 )
 
 func newScript(name string, helpers ...string) *redis.Script {
@@ -38,7 +41,8 @@ func newScript(name string, helpers ...string) *redis.Script {
 }
 
 // ScriptHeader is the first line of the named script's source ("reserve",
-// "release", "apply", "apply_direct", "seed", "read"): what a go-redis hook
+// "release", "apply", "apply_direct", "apply_batch", "apply_direct_batch",
+// "seed", "read"): what a go-redis hook
 // sees at the start of an EVAL's script argument.
 func ScriptHeader(name string) string { return "-- spendledger:" + name + "\n" }
 

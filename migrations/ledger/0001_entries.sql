@@ -39,7 +39,11 @@ CREATE TABLE ledger_entries (
     -- Amounts in nano-USD. Corrections may be negative; original entries never are.
     total_nanos           bigint      NOT NULL,
     -- Per-component breakdown: name, tokens, unit price, rule, exact cost, nanos.
-    components            jsonb       NOT NULL DEFAULT '[]',
+    -- json, not jsonb: it is written on every row and read inside only by
+    -- re-pricing (json_to_recordset, on a few rows at a time), and json
+    -- stores the text as is where jsonb parses it into its binary form on
+    -- every insert (measured ~1.5 µs a row, some 7% of the INSERT).
+    components            json        NOT NULL DEFAULT '[]',
     priced                boolean     NOT NULL,
     unknown_components    text[]      NOT NULL DEFAULT '{}',
     catalog_version       text        NOT NULL,
@@ -74,7 +78,11 @@ CREATE INDEX ledger_entries_team_time     ON ledger_entries (team_id, occurred_a
 CREATE INDEX ledger_entries_user_time     ON ledger_entries (user_id, occurred_at) WHERE user_id <> '';
 CREATE INDEX ledger_entries_org_time      ON ledger_entries (org_id, occurred_at) WHERE org_id <> '';
 CREATE INDEX ledger_entries_end_user_time ON ledger_entries (end_user_id, occurred_at) WHERE end_user_id <> '';
-CREATE INDEX ledger_entries_tags          ON ledger_entries USING gin (tags);
+-- Tags: GIN answers "tags @> ARRAY[id]". Partial, because GIN indexes an
+-- empty array too (as an "empty item" entry, so that tags = '{}' could use
+-- it), which would tax every untagged insert for rows no tag query can
+-- match; the tag predicate repeats "tags <> '{}'" so plans can use it.
+CREATE INDEX ledger_entries_tags          ON ledger_entries USING gin (tags) WHERE tags <> '{}';
 -- Providers and deployments are few, so each holds a large share of a window's
 -- rows and a per-scope btree would save little over reading the window. A BRIN
 -- index finds a window's rows for a fraction of a btree's insert cost, because
@@ -82,6 +90,8 @@ CREATE INDEX ledger_entries_tags          ON ledger_entries USING gin (tags);
 -- admission; corrections and replays are the rare exceptions, which only widen
 -- a few block ranges).
 CREATE INDEX ledger_entries_time_brin     ON ledger_entries USING brin (occurred_at);
+-- Finds an entry's corrections (re-pricing sums an event with them). Partial:
+-- original entries, nearly all rows, never enter it, so it costs them nothing.
 CREATE INDEX ledger_entries_corrects      ON ledger_entries (corrects_event_id) WHERE corrects_event_id IS NOT NULL;
 -- Re-projection after a Redis outage reads entries past a COSTS stream
 -- sequence, in stream order.

@@ -18,6 +18,10 @@
 //	-redis-fault-policy (BUDGET_REDIS_FAULT_POLICY)  fail_closed (default) or last_known
 //	-max-tokens-cap (BUDGET_MAX_TOKENS_CAP)  output tokens assumed without max_tokens;
 //	                              0: the catalog's max output tokens, else 4096
+//	-reserve-batch (BUDGET_RESERVE_BATCH)  most admissions decided in one Redis script call
+//	                              (group commit); default 64, 1 sends each alone
+//	-reserve-batch-inflight (BUDGET_RESERVE_BATCH_INFLIGHT)  batch calls in flight at once; default 2
+//	-pprof (BUDGET_PPROF)         serve net/http/pprof under /debug/pprof/ on -http-addr; default off
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -26,6 +30,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -35,8 +40,6 @@ import (
 	"github.com/spendledger/spendledger/ledger/redisstore"
 	"github.com/spendledger/spendledger/migrations"
 	"github.com/spendledger/spendledger/services/budget/budgetsvc"
-	"github.com/spendledger/spendledger/services/budget/internal/admission"
-	"github.com/spendledger/spendledger/services/budget/internal/api"
 	"github.com/spendledger/spendledger/services/internal/catalogfile"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
@@ -62,6 +65,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	reservationTTL := fs.Duration("reservation-ttl", "BUDGET_RESERVATION_TTL", 5*time.Minute, "how long an unsettled reservation counts against budgets")
 	faultPolicy := fs.String("redis-fault-policy", "BUDGET_REDIS_FAULT_POLICY", "fail_closed", "when Redis cannot answer: fail_closed, or last_known (admit against the last spend seen, unreserved)")
 	maxTokensCap := fs.Int("max-tokens-cap", "BUDGET_MAX_TOKENS_CAP", 0, "output tokens assumed for a request without max_tokens; 0 uses the catalog's max output tokens (else 4096)")
+	batchSize := fs.Int("reserve-batch", "BUDGET_RESERVE_BATCH", 64, "most admissions decided in one Redis script call (group commit); 1 sends each alone")
+	withPprof := fs.Bool("pprof", "BUDGET_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
+	batchInFlight := fs.Int("reserve-batch-inflight", "BUDGET_RESERVE_BATCH_INFLIGHT", 2, "group-commit script calls in flight at once")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -86,37 +92,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer rdb.Close()
-	srv.AddCheck("nats", stores.NATSCheck(nc))
+	// NATS carries only threshold events here: its outage must not make the
+	// budget service (and, through it, every gateway) unready.
 	srv.AddCheck("postgres", stores.PostgresCheck(pool))
 	srv.AddCheck("redis", stores.RedisCheck(rdb))
-	policy, err := admission.ParsePolicy(*faultPolicy)
-	if err != nil {
-		return err
-	}
 	catalog, err := catalogfile.Load(*catalogFile)
 	if err != nil {
 		return err
 	}
-	counters := redisstore.New(rdb)
-	svc := budgetsvc.New(budgetsvc.Config{
-		Pool: pool, Log: log, Registerer: srv.Registry,
-		Admission: func(l budgetsvc.Lookup) (api.Admitter, api.SpendReader) {
-			a := admission.New(admission.Config{
-				Budgets: l, Redis: counters, DB: pool, Catalog: catalog,
-				ReservationTTL: *reservationTTL, MaxTokensCap: int64(*maxTokensCap),
-				OnRedisDown: policy, Log: log, Registerer: srv.Registry,
-			})
-			return a, a
+	if *batchSize < 1 || *batchInFlight < 1 {
+		return fmt.Errorf("-reserve-batch and -reserve-batch-inflight must be at least 1")
+	}
+	admit, err := budgetsvc.AdmissionConfig{
+		Redis: redisstore.New(rdb), DB: pool, Catalog: catalog,
+		ReservationTTL: *reservationTTL, MaxTokensCap: int64(*maxTokensCap),
+		RedisFaultPolicy: *faultPolicy,
+		ReserveBatch: budgetsvc.BatchConfig{
+			Disabled: *batchSize == 1, MaxSize: *batchSize, MaxInFlight: *batchInFlight,
 		},
-	})
+		Log: log, Registerer: srv.Registry,
+	}.Admission()
+	if err != nil {
+		return err
+	}
+	svc := budgetsvc.New(budgetsvc.Config{Pool: pool, Log: log, Registerer: srv.Registry, Admission: admit})
 	srv.Mux.Handle(svc.Routes())
+	if *withPprof {
+		// Registered explicitly on the service's mux: importing net/http/pprof
+		// only adds to http.DefaultServeMux, which nothing here serves.
+		srv.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		srv.Mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		srv.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		srv.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		srv.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 
 	srv.Start(ctx, "migrations", func(ctx context.Context) error {
 		return stores.Migrate(ctx, log, pool, migrations.Budget)
 	})
-	srv.Start(ctx, "streams", func(ctx context.Context) error {
-		return js.EnsureStreams(ctx, stream)
-	})
+	go func() {
+		_ = srv.Retry(ctx, "ensure streams", func(ctx context.Context) error { return js.EnsureStreams(ctx, stream) })
+	}()
 
 	// The cache's LISTEN loop lives exactly as long as the server: it is
 	// stopped and waited for before the deferred closes run.

@@ -27,9 +27,9 @@ import (
 	js "github.com/spendledger/spendledger/ledger/jetstream"
 	"github.com/spendledger/spendledger/services/internal/catalogfile"
 	"github.com/spendledger/spendledger/services/internal/envflag"
+	"github.com/spendledger/spendledger/services/internal/pricer"
 	"github.com/spendledger/spendledger/services/internal/serve"
 	"github.com/spendledger/spendledger/services/internal/stores"
-	"github.com/spendledger/spendledger/services/pricing/internal/pricer"
 )
 
 // consumerName is the durable every pricing instance shares.

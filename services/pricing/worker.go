@@ -12,7 +12,7 @@ import (
 
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	js "github.com/spendledger/spendledger/ledger/jetstream"
-	"github.com/spendledger/spendledger/services/pricing/internal/pricer"
+	"github.com/spendledger/spendledger/services/internal/pricer"
 )
 
 // worker prices batches of UsageRecorded and publishes their CostComputed.

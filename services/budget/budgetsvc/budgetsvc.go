@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -91,9 +92,19 @@ func New(cfg Config) *Service {
 }
 
 // Routes returns the Connect handler and the path to mount it on.
+//
+// Responses under compressMinBytes are sent uncompressed even to a client
+// that accepts gzip: an Admit answer is about a kilobyte, and on the
+// loopback or LAN hop from the gateway compressing it cost more CPU than
+// admission itself (about a fifth of the server's CPU per call in
+// e2e/admission BenchmarkAdmitInProcess, plus the client's inflating).
 func (s *Service) Routes() (string, http.Handler) {
-	return budgetv1connect.NewBudgetServiceHandler(s.Handler)
+	return budgetv1connect.NewBudgetServiceHandler(s.Handler, connect.WithCompressMinBytes(compressMinBytes))
 }
+
+// compressMinBytes is the smallest response worth compressing: list pages
+// of keys and budgets, not per-request answers.
+const compressMinBytes = 16 << 10
 
 // RunCache LISTENs for changes on a dedicated connection (configured like the
 // pool's) until ctx is done.

@@ -314,8 +314,16 @@ type CostComputed struct {
 	// The catalog entry the backend model resolved to; empty when none did.
 	ResolvedEntry string                 `protobuf:"bytes,8,opt,name=resolved_entry,json=resolvedEntry,proto3" json:"resolved_entry,omitempty"`
 	PricedAt      *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=priced_at,json=pricedAt,proto3" json:"priced_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Set only on a correction, written by `ledger reprice`: the event_id of
+	// the entry this adjusts. A correction has an event_id of its own
+	// (deterministic, so re-running the same reprice is idempotent), carries
+	// the corrected event's usage whole (same identity, occurred_at and
+	// counter_keys, so it lands in the same windows and counters), and its
+	// components and total_nanos are differences: new cost minus the cost the
+	// ledger held, which may be negative.
+	CorrectsEventId string `protobuf:"bytes,10,opt,name=corrects_event_id,json=correctsEventId,proto3" json:"corrects_event_id,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CostComputed) Reset() {
@@ -409,6 +417,13 @@ func (x *CostComputed) GetPricedAt() *timestamppb.Timestamp {
 		return x.PricedAt
 	}
 	return nil
+}
+
+func (x *CostComputed) GetCorrectsEventId() string {
+	if x != nil {
+		return x.CorrectsEventId
+	}
+	return ""
 }
 
 // CostComponent is the cost of one kind of token and the rule that priced it.
@@ -764,7 +779,7 @@ const file_spendledger_events_v1_events_proto_rawDesc = "" +
 	"\fcounter_keys\x18\x0e \x03(\tR\vcounterKeys\x1aA\n" +
 	"\x13PriceOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc2\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xee\x03\n" +
 	"\fCostComputed\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12:\n" +
 	"\x05usage\x18\x02 \x01(\v2$.spendledger.events.v1.UsageRecordedR\x05usage\x12D\n" +
@@ -777,7 +792,9 @@ const file_spendledger_events_v1_events_proto_rawDesc = "" +
 	"\x12unknown_components\x18\x06 \x03(\tR\x11unknownComponents\x12'\n" +
 	"\x0fcatalog_version\x18\a \x01(\tR\x0ecatalogVersion\x12%\n" +
 	"\x0eresolved_entry\x18\b \x01(\tR\rresolvedEntry\x127\n" +
-	"\tpriced_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bpricedAt\"\xf9\x01\n" +
+	"\tpriced_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\bpricedAt\x12*\n" +
+	"\x11corrects_event_id\x18\n" +
+	" \x01(\tR\x0fcorrectsEventId\"\xf9\x01\n" +
 	"\rCostComponent\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06tokens\x18\x02 \x01(\x03R\x06tokens\x12\x1d\n" +

@@ -88,11 +88,14 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 		}
 	}
 
-	budgeted := len(budgets) > 0
 	// An unknown price is not free: under any budget, a deployment whose
 	// price is unknown is not a candidate unless the operator opted it in.
+	// The budgets that count are the ones its cost would land on: the
+	// request's and its own provider and deployment budgets (a budget on
+	// another candidate's deployment does not make this one's cost matter).
 	var priced []*candidate
 	for _, c := range cands {
+		budgeted := len(reqCounters) > 0 || len(c.counters) > 0
 		if len(c.unknown) == 0 || c.msg.GetUnpricedAllowed() || !budgeted {
 			priced = append(priced, c)
 		}
@@ -104,7 +107,7 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 
 	allowed, denial, err := a.filter(ctx, priced)
 	if err != nil {
-		return a.redisDown(m, reqCounters, err)
+		return a.redisDown(ctx, m, reqCounters, priced, err)
 	}
 	if len(allowed) == 0 {
 		a.metrics.decisions.WithLabelValues("no_candidate").Inc()
@@ -131,7 +134,7 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 	if len(reqCounters) > 0 {
 		states, admitted, deniedAt, expires, err := a.check(ctx, m.GetRequestId(), amount, reqCounters)
 		if err != nil {
-			return a.redisDown(m, reqCounters, err)
+			return a.redisDown(ctx, m, reqCounters, allowed, err)
 		}
 		if !admitted {
 			c := reqCounters[deniedAt]
@@ -206,6 +209,9 @@ func (a *Admitter) filter(ctx context.Context, cands []*candidate) ([]*candidate
 	if err != nil {
 		return nil, nil, err
 	}
+	// Remembered for the last_known policy, which filters candidates on
+	// these counters too when Redis is down.
+	a.lastKnown.remember(keys, states)
 	at := make(map[string]redisstore.State, len(keys))
 	for i, k := range keys {
 		at[k] = states[i]
@@ -235,31 +241,92 @@ func (a *Admitter) filter(ctx context.Context, cands []*candidate) ([]*candidate
 	return out, denial, nil
 }
 
-// redisDown applies the fault policy when Redis cannot answer.
-func (a *Admitter) redisDown(m *budgetv1.AdmitRequest, cs []counter, cause error) (*connect.Response[budgetv1.AdmitResponse], error) {
+// redisDown applies the fault policy when the counters cannot be read or
+// reserved. cands are the candidates still in the running.
+//
+// Two causes are not Redis being down, and never admit under last_known: the
+// caller's context ending (the client gave up or its deadline passed), and
+// redisstore.ErrInvalid (admission built a request the store refuses: a bug
+// here, not an outage).
+func (a *Admitter) redisDown(ctx context.Context, m *budgetv1.AdmitRequest, cs []counter, cands []*candidate, cause error) (*connect.Response[budgetv1.AdmitResponse], error) {
+	if err := ctx.Err(); err != nil {
+		code := connect.CodeCanceled
+		if errors.Is(err, context.DeadlineExceeded) {
+			code = connect.CodeDeadlineExceeded
+		}
+		return nil, connect.NewError(code, fmt.Errorf("admit %s: %w", m.GetRequestId(), cause))
+	}
+	if errors.Is(cause, redisstore.ErrInvalid) {
+		a.cfg.Log.Error("admission built an invalid counter request", "request_id", m.GetRequestId(), "err", cause)
+		return nil, connect.NewError(connect.CodeInternal, fmt.Errorf("admit %s: %w", m.GetRequestId(), cause))
+	}
 	a.metrics.redisFaults.Inc()
 	if a.cfg.OnRedisDown == FailClosed {
 		a.cfg.Log.Error("admission failed closed: Redis unavailable", "request_id", m.GetRequestId(), "err", cause)
 		a.metrics.decisions.WithLabelValues("failed_closed").Inc()
 		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("budget counters unavailable; failing closed: %w", cause))
 	}
-	for _, c := range cs {
+	// last_known: the same rule as with Redis up (spent + reserved +
+	// estimate <= limit), on the last state this instance saw of every
+	// counter plus what it admitted since Redis went down; a counter never
+	// seen fails closed. A request Redis would deny is not admitted because
+	// Redis is down. (Other instances' admissions during the outage are not
+	// seen: that is the bound an operator accepts with this policy.)
+	known := func(c counter, estimate int64) (redisstore.State, bool) {
 		st, ok := a.lastKnown.get(c.key)
-		if !ok || st.Spent+st.Live >= int64(c.budget.Limit) {
-			a.cfg.Log.Error("admission failed closed: Redis unavailable and no last known spend under the limit", "request_id", m.GetRequestId(), "counter", c.key, "err", cause)
+		return st, ok && st.Spent+st.Live+estimate <= int64(c.budget.Limit)
+	}
+	var allowed []*candidate
+	for _, c := range cands {
+		ok := true
+		for _, k := range c.counters {
+			if _, fits := known(k, c.estimate); !fits {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			allowed = append(allowed, c)
+		}
+	}
+	if len(allowed) == 0 {
+		a.cfg.Log.Error("admission failed closed: Redis unavailable and no candidate within its last known provider and deployment spend", "request_id", m.GetRequestId(), "err", cause)
+		a.metrics.decisions.WithLabelValues("failed_closed").Inc()
+		return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("budget counters unavailable: %w", cause))
+	}
+	amount := int64(0)
+	for _, c := range allowed {
+		amount = max(amount, c.estimate)
+	}
+	adm := &budgetv1.Admission{}
+	for _, c := range cs {
+		st, fits := known(c, amount)
+		if !fits {
+			a.cfg.Log.Error("admission failed closed: Redis unavailable and no last known spend within the limit", "request_id", m.GetRequestId(), "counter", c.key, "err", cause)
 			a.metrics.decisions.WithLabelValues("failed_closed").Inc()
 			return nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("budget counters unavailable: %w", cause))
 		}
+		adm.CounterKeys = append(adm.CounterKeys, c.key)
+		adm.Budgets = append(adm.Budgets, status(c, st))
 	}
+	// Nothing is reserved (ReservedNanos 0, no reservation id), but the
+	// counters are named as on the normal path, candidate counters
+	// included: the ledger charges the event to exactly these keys, so a
+	// request admitted during the outage still lands on its provider and
+	// deployment budgets.
+	for _, c := range allowed {
+		adm.AllowedDeploymentIds = append(adm.AllowedDeploymentIds, c.msg.GetDeploymentId())
+		cc := &budgetv1.CandidateCounters{DeploymentId: c.msg.GetDeploymentId()}
+		for _, k := range c.counters {
+			cc.CounterKeys = append(cc.CounterKeys, k.key)
+		}
+		adm.CandidateCounters = append(adm.CandidateCounters, cc)
+	}
+	// Not reserved in Redis, but held here: this instance's later
+	// admissions during the outage count it.
+	a.lastKnown.hold(adm.CounterKeys, amount)
 	a.cfg.Log.Warn("admitted against last known spend: Redis unavailable", "request_id", m.GetRequestId(), "err", cause)
 	a.metrics.decisions.WithLabelValues("last_known").Inc()
-	adm := &budgetv1.Admission{}
-	for _, c := range m.GetCandidates() {
-		adm.AllowedDeploymentIds = append(adm.AllowedDeploymentIds, c.GetDeploymentId())
-	}
-	for _, c := range cs {
-		adm.CounterKeys = append(adm.CounterKeys, c.key)
-	}
 	return connect.NewResponse(&budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}), nil
 }
 
@@ -306,10 +373,16 @@ func (a *Admitter) estimate(c *candidate, m *budgetv1.AdmitRequest) error {
 	return nil
 }
 
+// maxRequestIDLen is redisstore's bound on reservation IDs: the request ID
+// becomes one (a hash field and zset member on every counter).
+const maxRequestIDLen = 256
+
 func validate(m *budgetv1.AdmitRequest) error {
 	switch {
 	case m.GetRequestId() == "":
 		return invalid("request_id is required")
+	case len(m.GetRequestId()) > maxRequestIDLen:
+		return invalid("request_id is longer than %d bytes", maxRequestIDLen)
 	case m.GetModelGroup() == "":
 		return invalid("model_group is required")
 	case len(m.GetCandidates()) == 0:
@@ -319,9 +392,27 @@ func validate(m *budgetv1.AdmitRequest) error {
 	case m.GetMaxTokens() < 0:
 		return invalid("max_tokens must not be negative")
 	}
+	// Every field that becomes part of a scope follows the scope name rules,
+	// so a value no budget could be set on is refused here rather than
+	// failing later in Postgres (a NUL byte) or Redis, where the error
+	// would look like a store outage and fall under the fault policy.
+	if err := checkName("model_group", m.GetModelGroup()); err != nil {
+		return err
+	}
+	if id := m.GetKeyId(); id != "" {
+		if err := checkName("key_id", id); err != nil {
+			return err
+		}
+	}
 	for i, c := range m.GetCandidates() {
 		if c.GetDeploymentId() == "" || c.GetProvider() == "" || c.GetBackendModel() == "" {
 			return invalid("candidates[%d]: deployment_id, provider and backend_model are required", i)
+		}
+		if err := checkName(fmt.Sprintf("candidates[%d].deployment_id", i), c.GetDeploymentId()); err != nil {
+			return err
+		}
+		if err := checkName(fmt.Sprintf("candidates[%d].provider", i), c.GetProvider()); err != nil {
+			return err
 		}
 	}
 	for _, t := range m.GetTags() {
@@ -333,6 +424,19 @@ func validate(m *budgetv1.AdmitRequest) error {
 		if err := (scope.Scope{Kind: scope.KindEndUser, ID: id}).Validate(); err != nil {
 			return invalid("end_user_id: %v", err)
 		}
+	}
+	return nil
+}
+
+// checkName applies the scope name rules (scope.Scope.Validate: not empty,
+// at most scope.MaxIDLen bytes, UTF-8 without control characters or
+// surrounding white space) to a request field.
+func checkName(field, v string) error {
+	if err := (scope.Scope{Kind: scope.KindTag, ID: v}).Validate(); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			err = inner
+		}
+		return invalid("%s: %v", field, err)
 	}
 	return nil
 }

@@ -44,6 +44,21 @@ func (l *lastKnown) remember(keys []string, states []redisstore.State) {
 	}
 }
 
+// hold adds amount to the remembered reservations of keys, for an
+// admission made against them while Redis is down: the next one counts it,
+// so a burst during an outage cannot each fit under the same stale figure.
+// The next state read from Redis replaces it.
+func (l *lastKnown) hold(keys []string, amount int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range keys {
+		if st, ok := l.m[k]; ok {
+			st.Live += amount
+			l.m[k] = st
+		}
+	}
+}
+
 func (l *lastKnown) get(key string) (redisstore.State, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -56,6 +71,7 @@ type metrics struct {
 	redisFaults prometheus.Counter
 	reseeds     prometheus.Counter
 	latency     prometheus.Histogram
+	batchSizes  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -74,9 +90,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "budget_admit_seconds", Help: "Time to admit a request.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
+		batchSizes: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "budget_reserve_batch_size", Help: "Reserve requests per group-commit script call.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.redisFaults, m.reseeds, m.latency)
+		reg.MustRegister(m.decisions, m.redisFaults, m.reseeds, m.latency, m.batchSizes)
 	}
 	return m
 }

@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +18,9 @@ import (
 // Past it, new failures are counted and logged but not held; the operator
 // then runs `ledger replay projections` once Redis is back (the log says so).
 const MaxGap = 1_000_000
+
+// catchupBatch is how many pending entries Catchup projects per ProjectBatch.
+const catchupBatch = 500
 
 // Gaps holds the entries committed to the ledger whose projection failed
 // (Redis down, or erroring), until Catchup has applied them. It also holds
@@ -126,15 +131,30 @@ func (g *Gaps) Catchup(ctx context.Context, p *Projector, every time.Duration, l
 		if len(pending) == 0 {
 			continue
 		}
+		// In stream order, a batch at a time (ProjectBatch: a few Redis
+		// calls per batch, so a long outage's backlog catches up at ingest
+		// speed), pausing at the first batch that still fails.
+		slices.SortFunc(pending, func(a, b redisstore.Application) int { return cmp.Compare(a.StreamSeq, b.StreamSeq) })
 		applied := 0
-		for _, a := range pending {
-			a.PruneFloor = 0 // never prune on a retry; the live path prunes
-			if err := p.Project(ctx, a); err != nil {
-				log.Warn("catch-up paused: projection still failing", "pending", len(pending)-applied, "err", err)
+		for len(pending) > 0 {
+			chunk := pending[:min(len(pending), catchupBatch)]
+			pending = pending[len(chunk):]
+			for i := range chunk {
+				chunk[i].PruneFloor = 0 // never prune on a retry; the live path prunes
+			}
+			var failed error
+			for i, err := range p.ProjectBatch(ctx, chunk) {
+				if err != nil {
+					failed = err
+					continue
+				}
+				g.done(chunk[i].EventID)
+				applied++
+			}
+			if failed != nil {
+				log.Warn("catch-up paused: projection still failing", "pending", g.Len(), "err", failed)
 				break
 			}
-			g.done(a.EventID)
-			applied++
 		}
 		if applied > 0 {
 			log.Info("caught up projections from the ledger", "applied", applied, "pending", g.Len())

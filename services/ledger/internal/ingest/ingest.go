@@ -12,12 +12,22 @@
 //     ADR 2); if Redis is down the entries stay committed and acked, and the
 //     Catchup re-projects them from Postgres when Redis answers again;
 //  4. ack.
+//
+// The steps of consecutive batches overlap, three batches at a time: while
+// batch N is projected and acked, batch N+1 is inserted and batch N+2
+// decoded. They load different things (Redis and this process, Postgres,
+// this process), and one after the other each batch waited on each in turn.
+// Inserts run one at a time in batch order, and so do projections, each
+// after its own batch's commit: every message is still acked only after its
+// row is committed and projected, and batches are acked in order. Drain
+// waits for the last batch; the service calls it before closing the stores,
+// or a projection cut off by closed clients would be acked as a gap that
+// dies with the process.
 package ingest
 
 import (
 	"context"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,8 +39,10 @@ import (
 	"github.com/spendledger/spendledger/ledger/redisstore"
 )
 
-// projectConcurrency bounds the Redis calls in flight for one batch: entries
-// are independent (markers are per event), so they can be applied at once.
+// projectConcurrency bounds the Redis calls in flight when a batch is
+// projected event by event (the fallback when the batch scripts fail):
+// entries are independent (markers are per event), so they can be applied
+// at once.
 const projectConcurrency = 32
 
 // Ingester handles batches from the COSTS consumer.
@@ -42,6 +54,18 @@ type Ingester struct {
 	Consumer  string
 	Log       *slog.Logger
 	Metrics   *Metrics
+
+	// The last batches handed to the background, each with channels closed
+	// when its insert step and when its project step is done (last[1] the
+	// newest). Only Handle and Drain use them, and ConsumeBatches calls
+	// Handle from one goroutine.
+	last [2]*inFlight
+}
+
+// inFlight is a batch after decoding: inserted is closed once its insert
+// is committed (or the batch nak'ed), done once it is projected and acked.
+type inFlight struct {
+	inserted, done chan struct{}
 }
 
 // item is one message of a batch on its way through.
@@ -51,10 +75,13 @@ type item struct {
 	entry pgstore.Entry
 }
 
-// Handle processes one batch; it is a js.BatchHandler.
+// Handle processes one batch; it is a js.BatchHandler. It decodes the batch
+// and hands it to a background step that inserts, projects and acks it,
+// each part after the previous batch's same part; it returns once the
+// previous batch is committed and the one before it acked, so the next call
+// decodes while this batch inserts. See the package comment, and Drain.
 func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	start := time.Now()
-	defer func() { in.Metrics.batch.Observe(time.Since(start).Seconds()) }()
 
 	items := make([]item, 0, len(msgs))
 	for _, m := range msgs {
@@ -68,7 +95,56 @@ func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	if len(items) == 0 {
 		return
 	}
+	in.Metrics.since("decode", start)
 
+	// At most two batches in the background: wait until the older one is
+	// acked and the newer one committed, then chain this one behind them.
+	prev := in.last[1]
+	if in.last[0] != nil {
+		<-in.last[0].done
+	}
+	if prev != nil {
+		<-prev.inserted
+	}
+	cur := &inFlight{inserted: make(chan struct{}), done: make(chan struct{})}
+	in.last[0], in.last[1] = prev, cur
+	go in.run(ctx, start, items, prev, cur)
+}
+
+// run inserts a batch, then, after the previous batch is acked, projects and
+// acks it.
+func (in *Ingester) run(ctx context.Context, start time.Time, items []item, prev, cur *inFlight) {
+	defer close(cur.done)
+	t := time.Now()
+	inserted, ok := in.insert(ctx, items)
+	close(cur.inserted)
+	if ok {
+		in.Metrics.since("insert", t)
+	}
+	// Projections (and acks) go in batch order, one at a time; a nak'ed
+	// batch too is done only after the one before it, so Drain's and the
+	// next batch's wait covers every earlier batch.
+	if prev != nil {
+		<-prev.done
+	}
+	if !ok {
+		return
+	}
+	t = time.Now()
+	in.project(ctx, items, inserted)
+	t = in.Metrics.since("project", t)
+	for _, it := range items {
+		if err := it.msg.Ack(); err != nil {
+			// The row is committed; a lost ack only brings a duplicate.
+			in.Log.Warn("ack failed", "err", err)
+		}
+	}
+	in.Metrics.since("ack", t)
+	in.Metrics.batch.Observe(time.Since(start).Seconds())
+}
+
+// insert commits the batch's entries, or naks every message of it.
+func (in *Ingester) insert(ctx context.Context, items []item) ([]pgstore.Inserted, bool) {
 	entries := make([]pgstore.Entry, len(items))
 	for i := range items {
 		entries[i] = items[i].entry
@@ -81,7 +157,7 @@ func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		for _, it := range items {
 			nak(in.Log, it.msg)
 		}
-		return
+		return nil, false
 	}
 	for _, r := range inserted {
 		if r.New {
@@ -90,29 +166,33 @@ func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 			in.Metrics.entries.WithLabelValues("duplicate").Inc()
 		}
 	}
+	return inserted, true
+}
 
-	in.project(ctx, items, inserted)
-
-	for _, it := range items {
-		if err := it.msg.Ack(); err != nil {
-			// The row is committed; a lost ack only brings a duplicate.
-			in.Log.Warn("ack failed", "err", err)
+// Drain waits until every batch handed to the background is inserted,
+// projected and acked (or nak'ed). Call it after the consumer stopped
+// handing batches over and before the stores close.
+func (in *Ingester) Drain() {
+	for _, f := range in.last {
+		if f != nil {
+			<-f.done
 		}
 	}
 }
 
-// project applies every committed entry concurrently. A failure is recorded
-// as a gap for Catchup; the entry stays committed and is acked.
+// project applies every committed entry, the batch in as few Redis calls as
+// it can (Projector.ProjectBatch). A failure is recorded as a gap for
+// Catchup; the entry stays committed and is acked.
 func (in *Ingester) project(ctx context.Context, items []item, inserted []pgstore.Inserted) {
 	floor := in.Gaps.PruneFloor()
-	sem := make(chan struct{}, projectConcurrency)
-	var wg sync.WaitGroup
+	as := make([]redisstore.Application, 0, len(items))
+	idx := make([]int, 0, len(items)) // item of each application
 	for i := range items {
 		it, r := &items[i], inserted[i]
 		if len(it.entry.CounterKeys) == 0 {
 			continue
 		}
-		a := redisstore.Application{
+		as = append(as, redisstore.Application{
 			EventID:       r.EventID,
 			StreamSeq:     it.seq,
 			TxID:          r.TxID,
@@ -120,22 +200,26 @@ func (in *Ingester) project(ctx context.Context, items []item, inserted []pgstor
 			ReservationID: it.entry.ReservationID,
 			Keys:          it.entry.CounterKeys,
 			PruneFloor:    min(floor, it.seq-1),
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := in.Projector.Project(ctx, a); err != nil {
-				in.Gaps.Add(a)
-				in.Metrics.projectFailures.Inc()
-				in.Log.Warn("projection failed; will catch up from the ledger", "event_id", a.EventID, "seq", it.seq, "err", err)
-				return
-			}
-			if meta, err := it.msg.Metadata(); err == nil {
-				in.Metrics.lag.Observe(time.Since(meta.Timestamp).Seconds())
-			}
 		})
+		idx = append(idx, i)
 	}
-	wg.Wait()
+	if len(as) == 0 {
+		return
+	}
+	errs := in.Projector.ProjectBatch(ctx, as)
+	now := time.Now()
+	for j, err := range errs {
+		it := &items[idx[j]]
+		if err != nil {
+			in.Gaps.Add(as[j])
+			in.Metrics.projectFailures.Inc()
+			in.Log.Warn("projection failed; will catch up from the ledger", "event_id", as[j].EventID, "seq", it.seq, "err", err)
+			continue
+		}
+		if meta, err := it.msg.Metadata(); err == nil {
+			in.Metrics.lag.Observe(now.Sub(meta.Timestamp).Seconds())
+		}
+	}
 }
 
 // decode turns a message into an entry, or says why it never can be one.

@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Metrics are the ingest path's Prometheus metrics.
 type Metrics struct {
@@ -10,6 +14,7 @@ type Metrics struct {
 	insertFailures  prometheus.Counter
 	projectFailures prometheus.Counter
 	batch           prometheus.Histogram
+	stage           *prometheus.HistogramVec
 	lag             prometheus.Histogram
 }
 
@@ -35,6 +40,10 @@ func NewMetrics(reg prometheus.Registerer, gaps *Gaps) *Metrics {
 			Name: "ledger_batch_seconds", Help: "Time to commit and project one batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
+		stage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "ledger_batch_stage_seconds", Help: "Time one batch spends in each stage (decode, insert, project, ack): where ingest time goes.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}, []string{"stage"}),
 		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "ledger_projection_lag_seconds", Help: "From CostComputed stored in JetStream to its counters updated.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
@@ -43,8 +52,16 @@ func NewMetrics(reg prometheus.Registerer, gaps *Gaps) *Metrics {
 	gapDepth := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "ledger_projection_gap_entries", Help: "Entries waiting for re-projection while Redis is failing.",
 	}, func() float64 { return float64(gaps.Len()) })
-	reg.MustRegister(m.entries, m.outcomes, m.deadLetters, m.insertFailures, m.projectFailures, m.batch, m.lag, gapDepth)
+	reg.MustRegister(m.entries, m.outcomes, m.deadLetters, m.insertFailures, m.projectFailures, m.batch, m.stage, m.lag, gapDepth)
 	return m
+}
+
+// since records the time from t in a stage's histogram and returns now, the
+// next stage's start.
+func (m *Metrics) since(stage string, t time.Time) time.Time {
+	now := time.Now()
+	m.stage.WithLabelValues(stage).Observe(now.Sub(t).Seconds())
+	return now
 }
 
 // Observe counts a projection outcome; it is a Projector.Observe.

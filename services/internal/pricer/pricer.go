@@ -7,6 +7,12 @@
 // negative tokens, unreadable override) is rejected with a reason for the
 // dead-letter stream; an event whose price is unknown is not rejected: it is
 // priced UNPRICED and flagged, never billed as zero.
+//
+// It lives in services/internal, not in the pricing service, because two
+// services price: pricing (every event, live) and the ledger's `reprice`
+// command (past events, through a new catalog, to write corrections). One
+// function means a correction is exactly the difference between what the
+// pricing service would charge under each catalog.
 package pricer
 
 import (
