@@ -9,7 +9,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -157,31 +156,6 @@ func (h *Handler) serve(e endpoint, adminOnly bool) http.HandlerFunc {
 	}
 }
 
-// bearer extracts the API key as the client API does: Authorization
-// (Bearer), or LiteLLM's x-litellm-api-key, Azure's api-key and Anthropic's
-// x-api-key headers.
-func bearer(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); a != "" {
-		if k, ok := strings.CutPrefix(a, "Bearer "); ok {
-			return strings.TrimSpace(k)
-		}
-		if k, ok := strings.CutPrefix(a, "bearer "); ok {
-			return strings.TrimSpace(k)
-		}
-		return strings.TrimSpace(a)
-	}
-	for _, hd := range []string{"X-Litellm-Api-Key", "Api-Key", "X-Api-Key"} {
-		if k := r.Header.Get(hd); k != "" {
-			return strings.TrimSpace(k)
-		}
-	}
-	return ""
-}
-
-func unauthorized(msg string) *openai.Error {
-	return &openai.Error{Status: http.StatusUnauthorized, Type: openai.TypeAuthentication, Code: openai.CodeInvalidAPIKey, Message: msg}
-}
-
 // notAdmin is the answer to a virtual key on an admin path: 403, because the
 // key is valid but not allowed (LiteLLM answers 401; an SDK reads 403 as
 // "permission denied", which is what happened).
@@ -198,9 +172,9 @@ func notAdmin(path string, disabled bool) *openai.Error {
 // service directly, not the chat path's cache, so a key blocked a moment ago
 // cannot read anything.
 func (h *Handler) authenticate(ctx context.Context, r *http.Request) (*caller, *openai.Error) {
-	tok := bearer(r)
+	tok := openai.APIKey(r)
 	if tok == "" {
-		return nil, unauthorized("missing API key: send it as Authorization: Bearer <key>")
+		return nil, openai.Unauthorized("missing API key: send it as Authorization: Bearer <key>")
 	}
 	sum := sha256.Sum256([]byte(tok))
 	if h.MasterKey != "" && subtle.ConstantTimeCompare(sum[:], h.masterHash[:]) == 1 {
@@ -212,12 +186,12 @@ func (h *Handler) authenticate(ctx context.Context, r *http.Request) (*caller, *
 	if err != nil {
 		switch connect.CodeOf(err) {
 		case connect.CodeUnauthenticated, connect.CodeNotFound, connect.CodePermissionDenied, connect.CodeInvalidArgument:
-			return nil, unauthorized("invalid API key: " + connectMessage(err))
+			return nil, openai.Unauthorized("invalid API key: " + connectMessage(err))
 		}
 		return nil, fromConnect("budget", "authenticate", err)
 	}
 	if resp.Msg.GetKey() == nil {
-		return nil, unauthorized("invalid API key: unknown key")
+		return nil, openai.Unauthorized("invalid API key: unknown key")
 	}
 	return &caller{key: resp.Msg.GetKey(), token: tok}, nil
 }

@@ -84,3 +84,21 @@ func TestEstimateTokens(t *testing.T) {
 		}
 	}
 }
+
+func TestAPIKeyReadsEveryHeaderClientsUse(t *testing.T) {
+	for header, value := range map[string]string{
+		"Authorization":     "Bearer sk-a",
+		"X-Litellm-Api-Key": "sk-a",
+		"Api-Key":           "sk-a",
+		"X-Api-Key":         " sk-a ",
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set(header, value)
+		if got := APIKey(r); got != "sk-a" {
+			t.Errorf("%s: %q; want sk-a", header, got)
+		}
+	}
+	if got := APIKey(httptest.NewRequest("GET", "/", nil)); got != "" {
+		t.Errorf("no header: %q", got)
+	}
+}

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
@@ -149,36 +148,11 @@ func (p *principal) allows(g string) bool {
 	return false
 }
 
-// bearer extracts the API key: Authorization: Bearer (OpenAI SDKs), or the
-// x-litellm-api-key, api-key (Azure SDKs) and x-api-key (Anthropic SDKs)
-// headers LiteLLM also accepts.
-func bearer(r *http.Request) string {
-	if a := r.Header.Get("Authorization"); a != "" {
-		if k, ok := strings.CutPrefix(a, "Bearer "); ok {
-			return strings.TrimSpace(k)
-		}
-		if k, ok := strings.CutPrefix(a, "bearer "); ok {
-			return strings.TrimSpace(k)
-		}
-		return strings.TrimSpace(a)
-	}
-	for _, h := range []string{"X-Litellm-Api-Key", "Api-Key", "X-Api-Key"} {
-		if k := r.Header.Get(h); k != "" {
-			return strings.TrimSpace(k)
-		}
-	}
-	return ""
-}
-
-func unauthorized(msg string) *openai.Error {
-	return &openai.Error{Status: http.StatusUnauthorized, Message: msg, Type: openai.TypeAuthentication, Code: openai.CodeInvalidAPIKey}
-}
-
 // authenticate identifies the caller.
 func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal, *openai.Error) {
-	tok := bearer(r)
+	tok := openai.APIKey(r)
 	if tok == "" {
-		return nil, unauthorized("missing API key: send it as Authorization: Bearer <key>")
+		return nil, openai.Unauthorized("missing API key: send it as Authorization: Bearer <key>")
 	}
 	h := sha256.Sum256([]byte(tok))
 	// Compare hashes so the comparison takes the same time whatever the length.
@@ -190,10 +164,10 @@ func (s *Server) authenticate(ctx context.Context, r *http.Request) (*principal,
 		return nil, s.budgetError("authenticate", err)
 	}
 	if key.GetBlocked() {
-		return nil, unauthorized("this API key is blocked")
+		return nil, openai.Unauthorized("this API key is blocked")
 	}
 	if exp := key.GetExpiresAt(); exp != nil && !exp.AsTime().After(s.Now()) {
-		return nil, unauthorized("this API key expired at " + exp.AsTime().UTC().Format(time.RFC3339))
+		return nil, openai.Unauthorized("this API key expired at " + exp.AsTime().UTC().Format(time.RFC3339))
 	}
 	return &principal{key: key}, nil
 }
@@ -207,7 +181,7 @@ func (s *Server) budgetError(op string, err error) *openai.Error {
 	switch be.Kind {
 	case budget.KindInvalidKey:
 		s.Metrics.Budget.WithLabelValues(op, "invalid_key").Inc()
-		return unauthorized(be.Message())
+		return openai.Unauthorized(be.Message())
 	case budget.KindBadRequest:
 		s.Metrics.Budget.WithLabelValues(op, "bad_request").Inc()
 		return openai.BadRequest(be.Message(), "")
