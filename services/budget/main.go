@@ -30,7 +30,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -118,13 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	svc := budgetsvc.New(budgetsvc.Config{Pool: pool, Log: log, Registerer: srv.Registry, Admission: admit})
 	srv.Mux.Handle(svc.Routes())
 	if *withPprof {
-		// Registered explicitly on the service's mux: importing net/http/pprof
-		// only adds to http.DefaultServeMux, which nothing here serves.
-		srv.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		srv.Mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		srv.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		srv.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		srv.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		srv.HandlePprof()
 	}
 
 	srv.Start(ctx, "migrations", func(ctx context.Context) error {

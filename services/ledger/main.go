@@ -21,7 +21,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -116,13 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	path, handler := ledgerv1connect.NewLedgerServiceHandler(api.New(pool))
 	srv.Mux.Handle(path, handler)
 	if *withPprof {
-		// Registered explicitly on the service's mux: importing net/http/pprof
-		// only adds to http.DefaultServeMux, which nothing here serves.
-		srv.Mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		srv.Mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		srv.Mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		srv.Mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		srv.Mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		srv.HandlePprof()
 	}
 
 	migrated := srv.Start(ctx, "migrations", func(ctx context.Context) error {

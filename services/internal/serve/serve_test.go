@@ -96,3 +96,19 @@ func TestShutdownWaitsForInFlightRequests(t *testing.T) {
 		t.Fatal("want not ready once shutdown began")
 	}
 }
+
+func TestPprofIsServedOnlyWhenAskedFor(t *testing.T) {
+	off := New(quiet())
+	rec := httptest.NewRecorder()
+	off.Mux.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("pprof served without HandlePprof: %d", rec.Code)
+	}
+	on := New(quiet())
+	on.HandlePprof()
+	rec = httptest.NewRecorder()
+	on.Mux.ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/", nil))
+	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "goroutine") {
+		t.Fatalf("pprof index: %d", rec.Code)
+	}
+}
