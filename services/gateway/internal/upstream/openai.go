@@ -1,7 +1,6 @@
 package upstream
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -56,21 +55,7 @@ func NewAzure(client *http.Client, base, apiKey, apiVersion, deployment string) 
 func (t *OpenAI) URL() string { return t.url }
 
 func (t *OpenAI) post(ctx context.Context, body []byte) (*http.Response, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("upstream: build request: %w", err)
-	}
-	hreq.Header = t.header.Clone()
-	resp, err := t.client.Do(hreq)
-	if err != nil {
-		return nil, wrapErr(ctx, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return nil, FromResponse(resp.StatusCode, b)
-	}
-	return resp, nil
+	return postJSON(ctx, t.client, t.url, t.header, body)
 }
 
 // Complete implements Transport.

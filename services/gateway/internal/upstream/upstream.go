@@ -9,9 +9,11 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -201,3 +203,24 @@ func NewHTTPClient() *http.Client {
 
 // maxResponseBytes bounds a non-streamed response body.
 const maxResponseBytes = 64 << 20
+
+// postJSON posts body to url with header and returns a 2xx response for the
+// caller to read; any other status becomes an *Error built from the
+// provider's body, so every transport classifies failures the same way.
+func postJSON(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) (*http.Response, error) {
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("upstream: build request: %w", err)
+	}
+	hreq.Header = header.Clone()
+	resp, err := client.Do(hreq)
+	if err != nil {
+		return nil, wrapErr(ctx, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return nil, FromResponse(resp.StatusCode, b)
+	}
+	return resp, nil
+}
