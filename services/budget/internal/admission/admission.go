@@ -122,10 +122,12 @@ func New(cfg Config) *Admitter {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	a := &Admitter{
-		cfg:       cfg,
-		prices:    newResolutions(cfg.Catalog),
-		lastKnown: newLastKnown(),
-		metrics:   newMetrics(cfg.Registerer),
+		cfg:     cfg,
+		prices:  newResolutions(cfg.Catalog),
+		metrics: newMetrics(cfg.Registerer),
+	}
+	if cfg.OnRedisDown == LastKnown {
+		a.lastKnown = newLastKnown()
 	}
 	if !cfg.Batch.Disabled && !cfg.Redis.Cluster() {
 		a.batch = newBatcher(cfg.Redis, cfg.Batch, a.metrics.batchSizes)

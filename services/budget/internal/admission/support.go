@@ -22,6 +22,8 @@ func (p *resolutions) resolve(c *budgetv1.Candidate) (pricing.Resolution, error)
 // lastKnown remembers the last state this instance saw of each counter, for
 // the last_known fault policy. It is bounded: past maxRemembered counters it
 // starts over, which only makes the policy fail closed for the forgotten ones.
+// Under fail_closed there is none (nil): remembering would put a global lock
+// on every admission for a figure nothing reads.
 type lastKnown struct {
 	mu sync.Mutex
 	m  map[string]redisstore.State
@@ -32,6 +34,9 @@ const maxRemembered = 100_000
 func newLastKnown() *lastKnown { return &lastKnown{m: map[string]redisstore.State{}} }
 
 func (l *lastKnown) remember(keys []string, states []redisstore.State) {
+	if l == nil {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if len(l.m) > maxRemembered {
