@@ -55,9 +55,10 @@ type flow struct {
 	pool   *pgxpool.Pool
 }
 
-func start(t *testing.T) *flow {
+// start starts a stack with the flow config; later options override it.
+func start(t *testing.T, opts ...harness.Option) *flow {
 	t.Helper()
-	st := harness.StartStack(t, harness.WithGatewayConfigYAML(config))
+	st := harness.StartStack(t, append([]harness.Option{harness.WithGatewayConfigYAML(config)}, opts...)...)
 	pool, err := pgxpool.New(context.Background(), st.PostgresURL)
 	if err != nil {
 		t.Fatal(err)
