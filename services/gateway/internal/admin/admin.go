@@ -97,7 +97,14 @@ type endpoint func(ctx context.Context, c *caller, r *http.Request) (any, *opena
 func (h *Handler) Register(mux *http.ServeMux) {
 	// The one path a virtual key may call: its own /key/info.
 	mux.HandleFunc("GET /key/info", h.serve(h.keyInfoEndpoint, false))
-	for pattern, e := range map[string]endpoint{
+	for pattern, e := range h.adminOnly() {
+		mux.HandleFunc(pattern, h.serve(e, true))
+	}
+}
+
+// adminOnly is every route only the master key may call.
+func (h *Handler) adminOnly() map[string]endpoint {
+	return map[string]endpoint{
 		"POST /key/generate":     h.keyGenerate,
 		"POST /key/update":       h.keyUpdate,
 		"POST /key/delete":       h.keyDelete,
@@ -115,8 +122,26 @@ func (h *Handler) Register(mux *http.ServeMux) {
 		"POST /model/update":     h.modelUpdate,
 		"GET /spend/logs":        h.spendLogs,
 		"GET /provider/budgets":  h.providerBudgets,
-	} {
-		mux.HandleFunc(pattern, h.serve(e, true))
+
+		"GET /key/list":             h.keyList,
+		"POST /key/block":           h.keyBlock(true),
+		"POST /key/unblock":         h.keyBlock(false),
+		"POST /team/update":         teamAPI.update(h),
+		"POST /team/delete":         teamAPI.delete(h),
+		"POST /team/block":          teamAPI.block(h, "team_id", true),
+		"POST /team/unblock":        teamAPI.block(h, "team_id", false),
+		"POST /user/update":         userAPI.update(h),
+		"POST /user/delete":         userAPI.delete(h),
+		"POST /customer/update":     customerAPI.update(h),
+		"POST /end_user/update":     customerAPI.update(h),
+		"POST /customer/delete":     customerAPI.delete(h),
+		"POST /end_user/delete":     customerAPI.delete(h),
+		"POST /customer/block":      customerAPI.block(h, "user_ids", true),
+		"POST /customer/unblock":    customerAPI.block(h, "user_ids", false),
+		"POST /end_user/block":      customerAPI.block(h, "user_ids", true),
+		"POST /end_user/unblock":    customerAPI.block(h, "user_ids", false),
+		"POST /organization/update": orgAPI.update(h),
+		"POST /organization/delete": orgAPI.delete(h),
 	}
 }
 

@@ -86,6 +86,86 @@ func (h *Handler) setBudget(ctx context.Context, sc *eventsv1.Scope, limit money
 	return resp.Msg.GetBudget(), nil
 }
 
+// budgetUpdate is what an update body says about budgets.
+type budgetUpdate struct {
+	maxBudget   *money.Nanos
+	duration    string
+	durationSet bool                   // budget_duration given (a new limit otherwise keeps the duration)
+	perModel    map[string]modelBudget // nil: no change
+}
+
+// readBudgetUpdate reads max_budget, budget_duration and, withModels,
+// model_max_budget.
+func readBudgetUpdate(f fields, withModels bool) (bu budgetUpdate, oerr *openai.Error) {
+	if bu.maxBudget, oerr = f.limit("max_budget"); oerr != nil {
+		return bu, oerr
+	}
+	if bu.duration, oerr = f.duration("budget_duration"); oerr != nil {
+		return bu, oerr
+	}
+	bu.durationSet = f.set("budget_duration")
+	if withModels {
+		bu.perModel, oerr = f.modelMaxBudget("model_max_budget")
+	}
+	return bu, oerr
+}
+
+// applyBudgetUpdate applies bu to the budgets of id: its own budget on kind
+// (a new limit keeps the current duration unless budget_duration is given; a
+// duration alone moves the existing budget and sets nothing when there is
+// none), then its per-model budgets on modelKind.
+func (h *Handler) applyBudgetUpdate(ctx context.Context, kind, modelKind eventsv1.ScopeKind, id string, bu budgetUpdate) *openai.Error {
+	if bu.maxBudget != nil || bu.duration != "" {
+		sc := scopeOf(kind, id, "")
+		own, oerr := h.listBudgets(ctx, sc)
+		if oerr != nil {
+			return oerr
+		}
+		dur := bu.duration
+		switch {
+		case bu.maxBudget != nil:
+			if !bu.durationSet && len(own) > 0 {
+				dur = own[0].GetSpec().GetDuration()
+			}
+			_, oerr = h.setBudget(ctx, sc, *bu.maxBudget, dur)
+		case len(own) > 0:
+			_, oerr = h.setBudget(ctx, sc, money.Nanos(own[0].GetLimitNanos()), dur)
+		default:
+			h.Log.Warn("budget_duration without max_budget where there is no budget sets no budget; ignored", "scope", scopeName(sc), "id", id)
+		}
+		if oerr != nil {
+			return oerr
+		}
+	}
+	return h.replaceModelBudgets(ctx, modelKind, id, bu.perModel)
+}
+
+// replaceModelBudgets makes perModel (nil: no change) the per-model budgets
+// of id: each group's is set, and the groups it no longer names are deleted,
+// as LiteLLM's model_max_budget replaces the whole map.
+func (h *Handler) replaceModelBudgets(ctx context.Context, kind eventsv1.ScopeKind, id string, perModel map[string]modelBudget) *openai.Error {
+	if perModel == nil {
+		return nil
+	}
+	existing, oerr := h.listBudgets(ctx, scopeOf(kind, id, ""))
+	if oerr != nil {
+		return oerr
+	}
+	for _, g := range sortedGroups(perModel) {
+		if _, oerr := h.setBudget(ctx, scopeOf(kind, id, g), perModel[g].Limit, perModel[g].Duration); oerr != nil {
+			return oerr
+		}
+	}
+	for _, b := range existing {
+		if _, keep := perModel[b.GetSpec().GetScope().GetModelGroup()]; !keep {
+			if oerr := h.deleteBudget(ctx, b.GetSpec().GetBudgetId()); oerr != nil {
+				return oerr
+			}
+		}
+	}
+	return nil
+}
+
 func (h *Handler) deleteBudget(ctx context.Context, id string) *openai.Error {
 	cctx, cancel := h.rpc(ctx)
 	defer cancel()

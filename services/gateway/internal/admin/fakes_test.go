@@ -309,6 +309,56 @@ func (f *fakeBudget) GetPrincipal(_ context.Context, r *connect.Request[budgetv1
 	return resp(out), nil
 }
 
+func (f *fakeBudget) UpdatePrincipal(_ context.Context, r *connect.Request[budgetv1.UpdatePrincipalRequest]) (*connect.Response[budgetv1.UpdatePrincipalResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("UpdatePrincipal", r.Msg); err != nil {
+		return nil, err
+	}
+	in := r.Msg.GetPrincipal()
+	p, ok := f.principals[pkey(in.Kind, in.Id)]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%v %q not found", in.Kind, in.Id))
+	}
+	for _, fld := range r.Msg.GetUpdateFields() {
+		switch fld {
+		case "alias":
+			p.Alias = in.Alias
+		case "org_id":
+			p.OrgId = in.OrgId
+		case "metadata":
+			p.Metadata = in.Metadata
+		case "blocked":
+			p.Blocked = in.Blocked
+		default:
+			return nil, connect.NewError(connect.CodeInvalidArgument, fmt.Errorf("update_fields: unknown %q", fld))
+		}
+	}
+	return resp(&budgetv1.UpdatePrincipalResponse{Principal: p}), nil
+}
+
+// DeletePrincipal refuses a team or user its keys still reference, as the
+// budget service's foreign keys do.
+func (f *fakeBudget) DeletePrincipal(_ context.Context, r *connect.Request[budgetv1.DeletePrincipalRequest]) (*connect.Response[budgetv1.DeletePrincipalResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.record("DeletePrincipal", r.Msg); err != nil {
+		return nil, err
+	}
+	k := pkey(r.Msg.Kind, r.Msg.Id)
+	if _, ok := f.principals[k]; !ok {
+		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("%v %q not found", r.Msg.Kind, r.Msg.Id))
+	}
+	for _, key := range f.keys {
+		if (r.Msg.Kind == budgetv1.PrincipalKind_PRINCIPAL_KIND_TEAM && key.TeamId == r.Msg.Id) ||
+			(r.Msg.Kind == budgetv1.PrincipalKind_PRINCIPAL_KIND_USER && key.UserId == r.Msg.Id) {
+			return nil, connect.NewError(connect.CodeFailedPrecondition, fmt.Errorf("%v %q: still referenced by keys", r.Msg.Kind, r.Msg.Id))
+		}
+	}
+	delete(f.principals, k)
+	return resp(&budgetv1.DeletePrincipalResponse{}), nil
+}
+
 // setBudget stores s: by budget id, or replacing the budget with the same
 // scope and duration; caller holds mu.
 func (f *fakeBudget) setBudget(s *budgetv1.BudgetSpec) (*budgetv1.Budget, error) {

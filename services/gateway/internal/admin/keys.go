@@ -446,15 +446,7 @@ func (h *Handler) keyUpdate(ctx context.Context, _ *caller, r *http.Request) (an
 			return nil, oerr
 		}
 	}
-	maxBudget, oerr := f.limit("max_budget")
-	if oerr != nil {
-		return nil, oerr
-	}
-	dur, oerr := f.duration("budget_duration")
-	if oerr != nil {
-		return nil, oerr
-	}
-	perModel, oerr := f.modelMaxBudget("model_max_budget")
+	bu, oerr := readBudgetUpdate(f, true)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -467,58 +459,11 @@ func (h *Handler) keyUpdate(ctx context.Context, _ *caller, r *http.Request) (an
 			return nil, fromConnect("budget", "update key", err)
 		}
 	}
-	if maxBudget != nil || dur != "" {
-		own, oerr := h.listBudgets(ctx, scopeOf(kindKey, id, ""))
-		if oerr != nil {
-			return nil, oerr
-		}
-		switch {
-		case maxBudget != nil:
-			if !f.set("budget_duration") && len(own) > 0 {
-				dur = own[0].GetSpec().GetDuration()
-			}
-			if _, oerr := h.setBudget(ctx, scopeOf(kindKey, id, ""), *maxBudget, dur); oerr != nil {
-				return nil, oerr
-			}
-		case len(own) > 0:
-			if _, oerr := h.setBudget(ctx, scopeOf(kindKey, id, ""), money.Nanos(own[0].GetLimitNanos()), dur); oerr != nil {
-				return nil, oerr
-			}
-		default:
-			h.Log.Warn("budget_duration without max_budget on a key without a budget sets no budget; ignored", "key_id", id)
-		}
-	}
-	if perModel != nil {
-		existing, oerr := h.listBudgets(ctx, scopeOf(kindKeyModel, id, ""))
-		if oerr != nil {
-			return nil, oerr
-		}
-		for _, g := range sortedGroups(perModel) {
-			if _, oerr := h.setBudget(ctx, scopeOf(kindKeyModel, id, g), perModel[g].Limit, perModel[g].Duration); oerr != nil {
-				return nil, oerr
-			}
-		}
-		for _, b := range existing {
-			if _, keep := perModel[b.GetSpec().GetScope().GetModelGroup()]; !keep {
-				if oerr := h.deleteBudget(ctx, b.GetSpec().GetBudgetId()); oerr != nil {
-					return nil, oerr
-				}
-			}
-		}
-	}
-	h.Log.Info("key updated", "key_id", id, "fields", mask, "max_budget", maxBudget != nil, "model_max_budget", perModel != nil)
-	v, oerr := h.loadKey(ctx, id)
-	if oerr != nil {
+	if oerr := h.applyBudgetUpdate(ctx, kindKey, kindKeyModel, id, bu); oerr != nil {
 		return nil, oerr
 	}
-	info, oerr := h.renderKey(ctx, v, true)
-	if oerr != nil {
-		return nil, oerr
-	}
-	return struct {
-		Key string `json:"key"`
-		*keyInfoJSON
-	}{id, info}, nil
+	h.Log.Info("key updated", "key_id", id, "fields", mask, "max_budget", bu.maxBudget != nil, "model_max_budget", bu.perModel != nil)
+	return h.flatKeyInfo(ctx, id)
 }
 
 // keyDelete is POST /key/delete {"keys": [...]}: every key is resolved

@@ -207,21 +207,23 @@ type keySummaryJSON struct {
 	Expires  *string  `json:"expires"`
 }
 
-// listKeys lists the first 1000 keys of a team or user.
+// listKeys lists every key of a team or user.
 func (h *Handler) listKeys(ctx context.Context, teamID, userID string) ([]keySummaryJSON, *openai.Error) {
-	cctx, cancel := h.rpc(ctx)
-	defer cancel()
-	resp, err := h.Budget.ListKeys(cctx, connect.NewRequest(&budgetv1.ListKeysRequest{TeamId: teamID, UserId: userID, PageSize: 1000}))
-	if err != nil {
-		return nil, fromConnect("budget", "list keys", err)
+	keys, oerr := h.allKeys(ctx, teamID, userID)
+	if oerr != nil {
+		return nil, oerr
 	}
-	out := []keySummaryJSON{}
-	for _, k := range resp.Msg.GetKeys() {
-		out = append(out, keySummaryJSON{Token: k.GetKeyId(), KeyName: k.GetKeyAliasHint(), KeyAlias: strPtr(k.GetKeyAlias()),
-			TeamID: strPtr(k.GetTeamId()), UserID: strPtr(k.GetUserId()), Models: nonNil(k.GetModels()), Blocked: k.GetBlocked(),
-			Expires: ts(k.GetExpiresAt())})
+	out := make([]keySummaryJSON, len(keys))
+	for i, k := range keys {
+		out[i] = keySummary(k)
 	}
 	return out, nil
+}
+
+func keySummary(k *budgetv1.Key) keySummaryJSON {
+	return keySummaryJSON{Token: k.GetKeyId(), KeyName: k.GetKeyAliasHint(), KeyAlias: strPtr(k.GetKeyAlias()),
+		TeamID: strPtr(k.GetTeamId()), UserID: strPtr(k.GetUserId()), Models: nonNil(k.GetModels()), Blocked: k.GetBlocked(),
+		Expires: ts(k.GetExpiresAt())}
 }
 
 // ---- teams
