@@ -1165,9 +1165,13 @@ func (x *CreateKeyResponse) GetClearKey() string {
 	return ""
 }
 
+// GetKeyRequest names the key by exactly one of its id and the SHA-256 (hex)
+// of its clear text. Unlike Authenticate, a lookup by hash finds blocked and
+// expired keys too, so an administrator can address them by clear text.
 type GetKeyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyId         string                 `protobuf:"bytes,1,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	KeyHash       string                 `protobuf:"bytes,2,opt,name=key_hash,json=keyHash,proto3" json:"key_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1205,6 +1209,13 @@ func (*GetKeyRequest) Descriptor() ([]byte, []int) {
 func (x *GetKeyRequest) GetKeyId() string {
 	if x != nil {
 		return x.KeyId
+	}
+	return ""
+}
+
+func (x *GetKeyRequest) GetKeyHash() string {
+	if x != nil {
+		return x.KeyHash
 	}
 	return ""
 }
@@ -2694,9 +2705,10 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\abudgets\x18\x03 \x03(\v2!.spendledger.budget.v1.BudgetSpecR\abudgets\"^\n" +
 	"\x11CreateKeyResponse\x12,\n" +
 	"\x03key\x18\x01 \x01(\v2\x1a.spendledger.budget.v1.KeyR\x03key\x12\x1b\n" +
-	"\tclear_key\x18\x02 \x01(\tR\bclearKey\"&\n" +
+	"\tclear_key\x18\x02 \x01(\tR\bclearKey\"A\n" +
 	"\rGetKeyRequest\x12\x15\n" +
-	"\x06key_id\x18\x01 \x01(\tR\x05keyId\"}\n" +
+	"\x06key_id\x18\x01 \x01(\tR\x05keyId\x12\x19\n" +
+	"\bkey_hash\x18\x02 \x01(\tR\akeyHash\"}\n" +
 	"\x0eGetKeyResponse\x12,\n" +
 	"\x03key\x18\x01 \x01(\v2\x1a.spendledger.budget.v1.KeyR\x03key\x12=\n" +
 	"\abudgets\x18\x02 \x03(\v2#.spendledger.budget.v1.BudgetStatusR\abudgets\"e\n" +

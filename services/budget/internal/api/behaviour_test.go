@@ -50,6 +50,17 @@ func TestCreateKeyMintsKeyIDAndHint(t *testing.T) {
 	}
 }
 
+func TestGetKeyByHashFindsABlockedKey(t *testing.T) {
+	f := newFixture(t)
+	r := f.createKey(t, &budgetv1.Key{KeyAlias: "b", Blocked: true})
+	_, err := f.authenticate(t, r.ClearKey)
+	wantCode(t, "authenticate a blocked key", err, connect.CodePermissionDenied)
+	got, err := f.h.GetKey(ctx(t), connect.NewRequest(&budgetv1.GetKeyRequest{KeyHash: hashKey(r.ClearKey)}))
+	if err != nil || got.Msg.GetKey().GetKeyId() != r.Key.KeyId || !got.Msg.GetKey().GetBlocked() {
+		t.Fatalf("get key by hash: %v, %v", got, err)
+	}
+}
+
 func TestCallerChosenClearKeyAuthenticates(t *testing.T) {
 	f := newFixture(t)
 	must[budgetv1.CreateKeyResponse](t)(f.h.CreateKey(ctx(t), connect.NewRequest(&budgetv1.CreateKeyRequest{ClearKey: "sk-my-own-key-0001"})))

@@ -145,8 +145,8 @@ func keyOwners(k store.Key) []scope.Scope {
 // GetKey implements BudgetServiceHandler. It reads Postgres, not the cache:
 // an operator looking at a key must see the write they just made.
 func (h *Handler) GetKey(ctx context.Context, req *connect.Request[budgetv1.GetKeyRequest]) (*connect.Response[budgetv1.GetKeyResponse], error) {
-	id := req.Msg.GetKeyId()
-	if err := checkID("key_id", scope.KindKey, id); err != nil {
+	id, err := h.keyIDOf(ctx, req.Msg)
+	if err != nil {
 		return nil, err
 	}
 	k, err := h.store.GetKey(ctx, id)
@@ -162,6 +162,26 @@ func (h *Handler) GetKey(ctx context.Context, req *connect.Request[budgetv1.GetK
 		return nil, err
 	}
 	return connect.NewResponse(&budgetv1.GetKeyResponse{Key: keyProto(k), Budgets: st}), nil
+}
+
+// keyIDOf is the id of the key a GetKeyRequest names by id or by hash.
+func (h *Handler) keyIDOf(ctx context.Context, m *budgetv1.GetKeyRequest) (string, error) {
+	if m.GetKeyHash() == "" {
+		id := m.GetKeyId()
+		return id, checkID("key_id", scope.KindKey, id)
+	}
+	if m.GetKeyId() != "" {
+		return "", invalid("key_hash", "give key_id or key_hash, not both")
+	}
+	hash, err := checkKeyHash(m.GetKeyHash())
+	if err != nil {
+		return "", err
+	}
+	k, err := h.keys.KeyByHash(ctx, hash)
+	if err != nil {
+		return "", h.fromStore(ctx, "get key by hash", err)
+	}
+	return k.ID, nil
 }
 
 // updatableKeyFields are the Key fields UpdateKey may change; the rest are

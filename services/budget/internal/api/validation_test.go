@@ -52,6 +52,20 @@ func TestInvalidInputIsRejectedWithTheRightCode(t *testing.T) {
 			return err
 		}, connect.CodeUnauthenticated, ""},
 
+		// GetKey
+		{"get key by id and hash", func() error {
+			_, err := h.GetKey(c, connect.NewRequest(&budgetv1.GetKeyRequest{KeyId: "k", KeyHash: strings.Repeat("a", 64)}))
+			return err
+		}, connect.CodeInvalidArgument, "key_hash"},
+		{"get key bad hash", func() error {
+			_, err := h.GetKey(c, connect.NewRequest(&budgetv1.GetKeyRequest{KeyHash: "abc"}))
+			return err
+		}, connect.CodeInvalidArgument, "key_hash"},
+		{"get key unknown hash", func() error {
+			_, err := h.GetKey(c, connect.NewRequest(&budgetv1.GetKeyRequest{KeyHash: strings.Repeat("a", 64)}))
+			return err
+		}, connect.CodeNotFound, ""},
+
 		// CreateKey
 		{"create key bad key_id", func() error {
 			_, err := h.CreateKey(c, connect.NewRequest(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{KeyId: " k"}}))

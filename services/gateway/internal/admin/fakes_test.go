@@ -182,7 +182,11 @@ func (f *fakeBudget) GetKey(_ context.Context, r *connect.Request[budgetv1.GetKe
 	if err := f.record("GetKey", r.Msg); err != nil {
 		return nil, err
 	}
-	k, ok := f.keys[r.Msg.GetKeyId()]
+	id := r.Msg.GetKeyId()
+	if h := r.Msg.GetKeyHash(); h != "" {
+		id = f.hashes[h]
+	}
+	k, ok := f.keys[id]
 	if !ok {
 		return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("key %q not found", r.Msg.GetKeyId()))
 	}

@@ -174,16 +174,14 @@ func (h *Handler) resolveKey(ctx context.Context, ref string) (string, *openai.E
 	sum := sha256.Sum256([]byte(ref))
 	cctx, cancel := h.rpc(ctx)
 	defer cancel()
-	resp, err := h.Budget.Authenticate(cctx, connect.NewRequest(&budgetv1.AuthenticateRequest{KeyHash: hex.EncodeToString(sum[:])}))
-	switch code := connect.CodeOf(err); {
-	case err == nil && resp.Msg.GetKey() != nil:
+	// GetKey by hash, not Authenticate: an administrator must be able to
+	// unblock a blocked key by the clear text they hold.
+	resp, err := h.Budget.GetKey(cctx, connect.NewRequest(&budgetv1.GetKeyRequest{KeyHash: hex.EncodeToString(sum[:])}))
+	switch {
+	case err == nil:
 		return resp.Msg.GetKey().GetKeyId(), nil
-	case err == nil, code == connect.CodeUnauthenticated, code == connect.CodeNotFound:
+	case connect.CodeOf(err) == connect.CodeNotFound:
 		return ref, nil
-	case code == connect.CodePermissionDenied:
-		// The budget service looks keys up by hash only through Authenticate,
-		// which refuses blocked and expired keys.
-		return "", badRequest("key", "this key is blocked or expired, so it cannot be found by its clear text; address it by its token (key id): "+connectMessage(err))
 	}
 	return "", fromConnect("budget", "look up key", err)
 }
