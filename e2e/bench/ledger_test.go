@@ -23,8 +23,9 @@ import (
 	"github.com/spendledger/spendledger/ledger/window"
 )
 
-// ledgerEvents is the backlog the ingest benchmark drains.
-const ledgerEvents = 100_000
+// ledgerEvents is the backlog the ingest benchmark drains (and the rows
+// its yardstick, BenchmarkPostgresPlainInsert, inserts).
+func ledgerEvents() int { return scaled(100_000, 10_000) }
 
 // benchCost is a CostComputed for one of 64 keys in one of 8 teams, landing on
 // the key's lifetime counter and the team's daily counter, as admission would
@@ -72,6 +73,7 @@ func natsJS(b *testing.B, url string) jetstream.JetStream {
 // CostComputed into Postgres with projection into Redis on: entries/s from the
 // first committed batch to the last (Postgres recorded_at).
 func BenchmarkLedgerIngest(b *testing.B) {
+	events := ledgerEvents()
 	st := harness.StartStack(b, append(profileArgs(), harness.WithLogLevel("warn"))...)
 	st.Service("ledger").Stop()
 	s := natsJS(b, st.NATSURL)
@@ -79,7 +81,7 @@ func BenchmarkLedgerIngest(b *testing.B) {
 	defer cancel()
 
 	now := time.Now()
-	for i := range ledgerEvents {
+	for i := range events {
 		c := benchCost(i, now)
 		data, err := proto.Marshal(c)
 		if err != nil {
@@ -100,9 +102,9 @@ func BenchmarkLedgerIngest(b *testing.B) {
 	st.Service("ledger").Start()
 	prof := startProfile(b, st, 3)
 	var n int64
-	for n < ledgerEvents {
+	for n < int64(events) {
 		if ctx.Err() != nil {
-			b.Fatalf("ledger holds %d of %d entries after 10 minutes", n, ledgerEvents)
+			b.Fatalf("ledger holds %d of %d entries after 10 minutes", n, events)
 		}
 		time.Sleep(200 * time.Millisecond)
 		if err := pool.QueryRow(ctx, `SELECT count(*) FROM ledger_entries`).Scan(&n); err != nil {
@@ -145,9 +147,7 @@ func BenchmarkLedgerIngest(b *testing.B) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	rate := float64(ledgerEvents) / span
-	b.ReportMetric(rate, "entries/s")
-	b.Logf("ledger ingest with projection: %d entries in %.2fs = %.0f entries/s", ledgerEvents, span, rate)
+	record(b, "ledger_ingest_entries_per_s", float64(events)/span, fmt.Sprintf("%d entries in %.2fs, projected", events, span))
 }
 
 // probe is one event on a counter of its own: the counter existing tells
@@ -158,11 +158,13 @@ type probe struct {
 }
 
 // BenchmarkLedgerLag publishes CostComputed at 2k events/s to a running
-// ledger for 10 s and reports p50 and p99 of the time from an event's publish
-// to its counter update, measured on one probe event in a hundred. Polling
-// every few milliseconds makes each figure an upper bound.
+// ledger for 10 s (2 s in a smoke run) and reports p50 and p99 of the time
+// from an event's publish to its counter update, measured on one probe
+// event in a hundred. Polling every few milliseconds makes each figure an
+// upper bound.
 func BenchmarkLedgerLag(b *testing.B) {
-	const rate, seconds = 2000, 10
+	const rate = 2000
+	seconds := scaled(10, 2)
 	st := harness.StartStack(b, harness.WithLogLevel("warn"))
 	s := natsJS(b, st.NATSURL)
 	rs := redisstore.New(st.Redis())
@@ -228,9 +230,9 @@ func BenchmarkLedgerLag(b *testing.B) {
 	}
 	sort.Slice(lags, func(i, j int) bool { return lags[i] < lags[j] })
 	p50, p99 := lags[len(lags)/2], lags[len(lags)*99/100]
-	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-	b.Logf("publish to counter at %d events/s: p50 %v, p99 %v over %d probes", rate, p50, p99, len(lags))
+	note := fmt.Sprintf("%d probes over %d s at %d events/s", len(lags), seconds, rate)
+	record(b, "ledger_lag_p50_ms", ms(p50), note)
+	record(b, "ledger_lag_p99_ms", ms(p99), note)
 }
 
 var probesMu sync.Mutex

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/spendledger/spendledger/e2e/bench/figures"
 	"github.com/spendledger/spendledger/e2e/harness"
 )
 
@@ -16,13 +17,14 @@ import (
 const plainRowsPerInsert = 100
 
 // BenchmarkPostgresPlainInsert is the yardstick for BenchmarkLedgerIngest:
-// how fast the harness's Postgres takes ledgerEvents rows as plain 100-row
+// how fast the harness's Postgres takes ledgerEvents() rows as plain 100-row
 // multi-row INSERTs (one statement per transaction, autocommit, one
 // connection) into a three-column table with only a primary key. Nothing
 // the ledger needs is in it (no idempotency, no secondary indexes, no
 // projection, no JetStream), so it bounds what any ledger design could reach
 // on this machine; BENCHMARKS.md reports the ratio.
 func BenchmarkPostgresPlainInsert(b *testing.B) {
+	rows := int64(ledgerEvents())
 	in := harness.StartInfra(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -46,7 +48,7 @@ func BenchmarkPostgresPlainInsert(b *testing.B) {
 	args := make([]any, 3*plainRowsPerInsert)
 	b.ResetTimer()
 	began := time.Now()
-	for id := int64(0); id < ledgerEvents; id += plainRowsPerInsert {
+	for id := int64(0); id < rows; id += plainRowsPerInsert {
 		for i := range plainRowsPerInsert {
 			args[3*i], args[3*i+1], args[3*i+2] = id+int64(i), 1000+(id+int64(i))%5000, "key-7"
 		}
@@ -56,7 +58,6 @@ func BenchmarkPostgresPlainInsert(b *testing.B) {
 	}
 	elapsed := time.Since(began)
 	b.StopTimer()
-	rate := float64(ledgerEvents) / elapsed.Seconds()
-	b.ReportMetric(rate, "rows/s")
-	b.Logf("plain %d-row INSERTs: %d rows in %.2fs = %.0f rows/s", plainRowsPerInsert, ledgerEvents, elapsed.Seconds(), rate)
+	rate := float64(rows) / elapsed.Seconds()
+	record(b, figures.LimitPostgresInsert, rate, fmt.Sprintf("%d rows in %.2fs", rows, elapsed.Seconds()))
 }

@@ -17,15 +17,14 @@ import (
 	js "github.com/spendledger/spendledger/ledger/jetstream"
 )
 
-// pricingEvents is the backlog the pricing benchmark drains.
-const pricingEvents = 100_000
-
-// BenchmarkPricingService measures the pricing service end to end: a backlog of
-// UsageRecorded on USAGE is published while pricing is stopped; pricing is
-// started and drains it into COSTS. The rate is taken from the JetStream
-// timestamps of the first and last CostComputed, so start-up time and the
-// driver's own publishing are not counted.
+// BenchmarkPricingService measures the pricing service end to end: a
+// backlog of UsageRecorded on USAGE (100k; 10k in a smoke run) is published
+// while pricing is stopped; pricing is started and drains it into COSTS.
+// The rate is taken from the JetStream timestamps of the first and last
+// CostComputed, so start-up time and the driver's own publishing are not
+// counted.
 func BenchmarkPricingService(b *testing.B) {
+	events := scaled(100_000, 10_000)
 	st := harness.StartStack(b, harness.WithLogLevel("warn"))
 	pricing := st.Service("pricing")
 	pricing.Stop()
@@ -42,7 +41,7 @@ func BenchmarkPricingService(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	for i := range pricingEvents {
+	for i := range events {
 		u := benchUsage(i)
 		data, err := proto.Marshal(u)
 		if err != nil {
@@ -69,11 +68,11 @@ func BenchmarkPricingService(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if info.State.Msgs >= pricingEvents {
+		if info.State.Msgs >= uint64(events) {
 			break
 		}
 		if ctx.Err() != nil {
-			b.Fatalf("COSTS has %d of %d events after 10 minutes", info.State.Msgs, pricingEvents)
+			b.Fatalf("COSTS has %d of %d events after 10 minutes", info.State.Msgs, events)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -93,8 +92,7 @@ func BenchmarkPricingService(b *testing.B) {
 	}
 	span := last.Time.Sub(first.Time)
 	rate := float64(info.State.Msgs-1) / span.Seconds()
-	b.ReportMetric(rate, "events/s")
-	b.Logf("pricing service: %d events in %v = %.0f events/s", info.State.Msgs, span, rate)
+	record(b, "pricing_service_events_per_s", rate, fmt.Sprintf("%d events in %.2fs", info.State.Msgs, span.Seconds()))
 }
 
 func benchUsage(i int) *eventsv1.UsageRecorded {
