@@ -4,8 +4,10 @@
 //
 // Keys, principals and budgets live in Postgres (internal/store); per-request
 // reads go through a cache that every instance keeps in step with
-// LISTEN/NOTIFY (internal/cache); the Connect API is internal/api, and
-// budgetsvc wires them together.
+// LISTEN/NOTIFY (internal/cache); the Connect API is internal/api; crossed
+// soft thresholds are announced on the BUDGET stream and to an optional
+// webhook, once across instances (internal/thresholds); budgetsvc wires them
+// together.
 //
 // Configuration (flags, or the environment variables in parentheses):
 //
@@ -22,6 +24,10 @@
 //	                              (group commit); default 64, 1 sends each alone
 //	-reserve-batch-inflight (BUDGET_RESERVE_BATCH_INFLIGHT)  batch calls in flight at once; default 2
 //	-pprof (BUDGET_PPROF)         serve net/http/pprof under /debug/pprof/ on -http-addr; default off
+//	-threshold-interval (BUDGET_THRESHOLD_INTERVAL)  how often soft thresholds are checked; default 5s
+//	-threshold-webhook-url (BUDGET_THRESHOLD_WEBHOOK_URL)  http(s) URL POSTed each crossed soft
+//	                              threshold (JSON, Idempotency-Key header); default none
+//	-threshold-webhook-timeout (BUDGET_THRESHOLD_WEBHOOK_TIMEOUT)  one webhook call's limit; default 10s
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -67,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	batchSize := fs.Int("reserve-batch", "BUDGET_RESERVE_BATCH", 64, "most admissions decided in one Redis script call (group commit); 1 sends each alone")
 	withPprof := fs.Bool("pprof", "BUDGET_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
 	batchInFlight := fs.Int("reserve-batch-inflight", "BUDGET_RESERVE_BATCH_INFLIGHT", 2, "group-commit script calls in flight at once")
+	thresholdInterval := fs.Duration("threshold-interval", "BUDGET_THRESHOLD_INTERVAL", 5*time.Second, "how often settled spend is checked against soft thresholds")
+	webhookURL := fs.String("threshold-webhook-url", "BUDGET_THRESHOLD_WEBHOOK_URL", "", "http(s) URL to POST each crossed soft threshold to (JSON); empty: events only")
+	webhookTimeout := fs.Duration("threshold-webhook-timeout", "BUDGET_THRESHOLD_WEBHOOK_TIMEOUT", 10*time.Second, "time limit of one webhook call")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -102,8 +111,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if *batchSize < 1 || *batchInFlight < 1 {
 		return fmt.Errorf("-reserve-batch and -reserve-batch-inflight must be at least 1")
 	}
+	counters := redisstore.New(rdb)
 	admit, err := budgetsvc.AdmissionConfig{
-		Redis: redisstore.New(rdb), DB: pool, Catalog: catalog,
+		Redis: counters, DB: pool, Catalog: catalog,
 		ReservationTTL: *reservationTTL, MaxTokensCap: int64(*maxTokensCap),
 		RedisFaultPolicy: *faultPolicy,
 		ReserveBatch: budgetsvc.BatchConfig{
@@ -119,26 +129,52 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if *withPprof {
 		srv.HandlePprof()
 	}
+	if *thresholdInterval <= 0 {
+		return fmt.Errorf("-threshold-interval must be positive")
+	}
+	watcher, err := svc.ThresholdWatcher(budgetsvc.ThresholdConfig{
+		Redis: counters, JetStream: stream,
+		WebhookURL: *webhookURL, WebhookTimeout: *webhookTimeout, Interval: *thresholdInterval,
+		// Costs land in the window their request was admitted in, up to a
+		// reservation's lifetime (plus pipeline lag) after it ended.
+		LateWindow: *reservationTTL + 5*time.Minute,
+		Log:        log, Registerer: srv.Registry,
+	})
+	if err != nil {
+		return err
+	}
 
-	srv.Start(ctx, "migrations", func(ctx context.Context) error {
+	migrated := srv.Start(ctx, "migrations", func(ctx context.Context) error {
 		return stores.Migrate(ctx, log, pool, migrations.Budget)
 	})
 	go func() {
 		_ = srv.Retry(ctx, "ensure streams", func(ctx context.Context) error { return js.EnsureStreams(ctx, stream) })
 	}()
 
-	// The cache's LISTEN loop lives exactly as long as the server: it is
-	// stopped and waited for before the deferred closes run.
-	cacheCtx, stopCache := context.WithCancel(ctx)
+	// The cache's LISTEN loop and the threshold watcher live exactly as long
+	// as the server: they are stopped and waited for before the deferred
+	// closes run.
+	bgCtx, stopBackground := context.WithCancel(ctx)
 	cacheDone := make(chan struct{})
 	go func() {
 		defer close(cacheDone)
-		if err := svc.RunCache(cacheCtx); err != nil {
+		if err := svc.RunCache(bgCtx); err != nil {
 			log.Error("budget cache listener stopped", "err", err)
 		}
 	}()
+	// The watcher's table comes with the migrations.
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case <-migrated:
+			watcher.Run(bgCtx)
+		case <-bgCtx.Done():
+		}
+	}()
 	err = srv.Run(ctx, *sf.Addr, *sf.Grace)
-	stopCache()
+	stopBackground()
 	<-cacheDone
+	<-watcherDone
 	return err
 }
