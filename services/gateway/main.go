@@ -15,6 +15,8 @@
 //	                              x-litellm-response-cost header (use the pricing service's file)
 //	-gateway-id (GATEWAY_ID)      this instance's name in events; default the host name
 //	-auth-cache-ttl (AUTH_CACHE_TTL)  how long a key's identity is cached; default 5s
+//	-pprof (GATEWAY_PPROF)        serve net/http/pprof under /debug/pprof/ on -http-addr; default off
+//	-gc-percent (GATEWAY_GC_PERCENT)  Go GC target (as GOGC) unless GOGC is set; default 400
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -25,10 +27,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -71,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	hostname, _ := os.Hostname()
 	gatewayID := fs.String("gateway-id", "GATEWAY_ID", hostname, "this gateway instance's name in usage events")
 	authTTL := fs.Duration("auth-cache-ttl", "AUTH_CACHE_TTL", 5*time.Second, "how long an authenticated key is cached (blocking a key takes effect within it)")
+	withPprof := fs.Bool("pprof", "GATEWAY_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
+	gcPercent := fs.Int("gc-percent", "GATEWAY_GC_PERCENT", 400, "Go GC target percentage (as GOGC); ignored when GOGC is set")
 	natsURL := stores.NATSURLFlag(fs)
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
@@ -78,6 +82,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log, err := serve.NewLogger(stderr, "gateway", *sf.LogLevel)
 	if err != nil {
 		return err
+	}
+	// Every request allocates a few tens of KiB around a small live heap: at
+	// the default target the collector would run every few hundred requests.
+	if getenv("GOGC") == "" { // the runtime's own variable wins
+		debug.SetGCPercent(*gcPercent)
 	}
 	if *configPath == "" {
 		return errors.New("-config (GATEWAY_CONFIG) is required")
@@ -114,6 +123,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 
 	srv := serve.New(log)
+	if *withPprof {
+		srv.HandlePprof()
+	}
 	metrics := server.NewMetrics(srv.Registry)
 	rt := router.New(set.RouterDeployments(), settings, router.WithHooks(metrics.RouterHooks()))
 
@@ -136,7 +148,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 	pub := events.NewPublisher(stream, nc.IsConnected, sp, events.NewMetrics(srv.Registry, sp), log, events.Options{})
 
-	budgetClient := budget.NewClient(budgetHTTPClient(), *budgetURL)
+	budgetClient := budget.NewClient(serve.RPCClient(10*time.Second), *budgetURL)
 	srv.AddCheck("budget", httpReady(*budgetURL+"/readyz"))
 
 	api := server.New(server.Config{
@@ -188,10 +200,10 @@ func registerAdmin(ctx context.Context, srv *serve.Server, cfg *config.Config, s
 	}
 	// Admin calls are rare and may page through lists: their own client, with
 	// a longer timeout than admission's.
-	hc := &http.Client{Timeout: 30 * time.Second}
+	hc := serve.RPCClient(30 * time.Second)
 	h := admin.New(admin.Config{
-		Budget:               budgetv1connect.NewBudgetServiceClient(hc, budgetURL),
-		Ledger:               ledgerv1connect.NewLedgerServiceClient(hc, ledgerURL),
+		Budget:               budgetv1connect.NewBudgetServiceClient(hc, budgetURL, serve.RPCClientOptions()...),
+		Ledger:               ledgerv1connect.NewLedgerServiceClient(hc, ledgerURL, serve.RPCClientOptions()...),
 		Models:               live,
 		MasterKey:            cfg.GeneralSettings.MasterKey,
 		Providers:            admin.ProviderBudgets(budgets),
@@ -217,21 +229,6 @@ func entryOf(d *deploy.Deployment) string {
 		return ""
 	}
 	return d.Pricing.Entry
-}
-
-// budgetHTTPClient is the client for the budget service: admission is on every
-// request, so connections are kept alive and the pool is wide.
-func budgetHTTPClient() *http.Client {
-	d := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			DialContext:         d.DialContext,
-			MaxIdleConns:        2048,
-			MaxIdleConnsPerHost: 1024,
-			IdleConnTimeout:     90 * time.Second,
-		},
-	}
 }
 
 // httpReady is a readiness check that a dependency's /readyz answers 200.

@@ -65,17 +65,11 @@ func TestShutdownWaitsForInFlightRequests(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 		_, _ = io.WriteString(w, "finished")
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln, 5*time.Second) }()
+	base, stop := serveOnLoopback(t, s, 5*time.Second)
 
 	got := make(chan string, 1)
 	go func() {
-		resp, err := http.Get("http://" + ln.Addr().String() + "/slow")
+		resp, err := http.Get(base + "/slow")
 		if err != nil {
 			got <- err.Error()
 			return
@@ -85,7 +79,7 @@ func TestShutdownWaitsForInFlightRequests(t *testing.T) {
 		got <- string(b)
 	}()
 	<-started
-	cancel()
+	done := stop()
 	if body := <-got; body != "finished" {
 		t.Fatalf("in-flight request got %q; want it to finish", body)
 	}
@@ -111,4 +105,52 @@ func TestPprofIsServedOnlyWhenAskedFor(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "goroutine") {
 		t.Fatalf("pprof index: %d", rec.Code)
 	}
+}
+
+func TestServesH2CAndHTTP1(t *testing.T) {
+	s := New(quiet())
+	s.Mux.HandleFunc("GET /proto", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, r.Proto)
+	})
+	base, stop := serveOnLoopback(t, s, 10*time.Second)
+	url := base + "/proto"
+	for _, c := range []struct {
+		name   string
+		client *http.Client
+		want   string
+	}{{"H2CClient", H2CClient(5 * time.Second), "HTTP/2.0"}, {"RPCClient", RPCClient(5 * time.Second), "HTTP/1.1"}} {
+		resp, err := c.client.Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(b) != c.want {
+			t.Errorf("%s: served over %q; want %q", c.name, b, c.want)
+		}
+	}
+	// An idle HTTP/2 connection must not hold shutdown up until the grace
+	// ends: it gets a GOAWAY and is closed a second later (net/http waits that
+	// long so the peer reads the GOAWAY before the close).
+	start := time.Now()
+	if err := <-stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("shutdown took %v with an idle h2c connection open", d)
+	}
+}
+
+// serveOnLoopback runs s on a loopback port and returns its base URL and stop,
+// which begins the shutdown and returns where Serve's result will arrive.
+func serveOnLoopback(t *testing.T, s *Server, grace time.Duration) (string, func() <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln, grace) }()
+	return "http://" + ln.Addr().String(), func() <-chan error { cancel(); return done }
 }

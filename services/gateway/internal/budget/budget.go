@@ -18,6 +18,7 @@ import (
 
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
+	"github.com/spendledger/spendledger/services/internal/serve"
 )
 
 // Service is what the gateway asks the budget service.
@@ -42,6 +43,10 @@ const (
 	KindInvalidKey
 	// KindBadRequest: the budget service rejected the request's input. 400.
 	KindBadRequest
+	// KindForbidden: the key is valid but this request may not be admitted:
+	// its end user or a tag is blocked, or the key may not call the model
+	// group. 403.
+	KindForbidden
 )
 
 // Error is a failed budget call.
@@ -67,7 +72,7 @@ func (e *Error) Message() string {
 	switch e.Kind {
 	case KindInvalidKey:
 		return "invalid API key: " + msg
-	case KindBadRequest:
+	case KindBadRequest, KindForbidden:
 		return msg
 	}
 	return "budget service unavailable; the request was not admitted (" + e.Op + ": " + msg + ")"
@@ -79,6 +84,9 @@ func Classify(op string, err error) *Error {
 	case connect.CodeNotFound, connect.CodeUnauthenticated, connect.CodePermissionDenied:
 		if op == "authenticate" {
 			return &Error{Kind: KindInvalidKey, Op: op, Err: err}
+		}
+		if op == "admit" && connect.CodeOf(err) == connect.CodePermissionDenied {
+			return &Error{Kind: KindForbidden, Op: op, Err: err}
 		}
 	case connect.CodeInvalidArgument:
 		return &Error{Kind: KindBadRequest, Op: op, Err: err}
@@ -92,9 +100,11 @@ type Client struct {
 }
 
 // NewClient returns a client of the budget service at baseURL over httpClient
-// (share one with a wide keep-alive pool: admission is on every request).
+// (serve.RPCClient: admission is on every request, so calls share a few
+// multiplexed connections), without response compression
+// (serve.RPCClientOptions).
 func NewClient(httpClient *http.Client, baseURL string) *Client {
-	return &Client{c: budgetv1connect.NewBudgetServiceClient(httpClient, baseURL)}
+	return &Client{c: budgetv1connect.NewBudgetServiceClient(httpClient, baseURL, serve.RPCClientOptions()...)}
 }
 
 // Authenticate implements Service.

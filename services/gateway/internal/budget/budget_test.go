@@ -30,7 +30,7 @@ func (h *handler) Authenticate(_ context.Context, r *connect.Request[budgetv1.Au
 	return connect.NewResponse(&budgetv1.AuthenticateResponse{Key: &budgetv1.Key{KeyId: "k-" + r.Msg.KeyHash[:4]}}), nil
 }
 
-func serve(t *testing.T, h budgetv1connect.BudgetServiceHandler) *Client {
+func startBudget(t *testing.T, h budgetv1connect.BudgetServiceHandler) *Client {
 	t.Helper()
 	path, hd := budgetv1connect.NewBudgetServiceHandler(h)
 	mux := http.NewServeMux()
@@ -50,7 +50,7 @@ func kind(err error) Kind {
 
 func TestClientMapsConnectErrors(t *testing.T) {
 	h := &handler{}
-	c := serve(t, h)
+	c := startBudget(t, h)
 	key, err := c.Authenticate(context.Background(), "abcdef")
 	if err != nil || key.KeyId != "k-abcd" {
 		t.Fatalf("%v %v", key, err)
@@ -71,6 +71,11 @@ func TestClientMapsConnectErrors(t *testing.T) {
 		if _, err := c.Authenticate(context.Background(), "abcdef"); kind(err) != want {
 			t.Errorf("%v: kind %v; want %v", code, kind(err), want)
 		}
+	}
+	// At admission the key is valid: a blocked end user or tag, or a model
+	// the key may not call, is a 403, not an invalid key or an outage.
+	if k := Classify("admit", connect.NewError(connect.CodePermissionDenied, errors.New(`end user "u" is blocked`))).Kind; k != KindForbidden {
+		t.Errorf("admit PermissionDenied: kind %v; want KindForbidden", k)
 	}
 	dead := NewClient(http.DefaultClient, "http://127.0.0.1:1")
 	if _, err := dead.Admit(context.Background(), &budgetv1.AdmitRequest{}); kind(err) != KindUnavailable {

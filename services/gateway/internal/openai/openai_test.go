@@ -102,3 +102,22 @@ func TestAPIKeyReadsEveryHeaderClientsUse(t *testing.T) {
 		t.Errorf("no header: %q", got)
 	}
 }
+
+// ParseChatRequest measures the text once; the count must be the one a
+// request built by hand (never parsed) computes, tool calls included, and an
+// empty text must stay 0 rather than be measured again.
+func TestTextBytesMeasuredAtParseMatchesComputed(t *testing.T) {
+	for body, want := range map[string]int64{
+		`{"model":"m","messages":[{"role":"user","content":"héllo"},{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"user","content":[{"type":"text","text":"ab"},{"type":"image_url","image_url":{"url":"http://x"}}]}]}`: 6 + 1 + 7 + 2,
+		`{"model":"m","messages":[{"role":"user","content":""}]}`: 0,
+	} {
+		r, e := ParseChatRequest([]byte(body))
+		if e != nil {
+			t.Fatal(e)
+		}
+		unparsed := &ChatRequest{Messages: r.Messages}
+		if got, computed := r.TextBytes(), unparsed.TextBytes(); got != want || computed != want {
+			t.Errorf("%s: measured %d, computed %d; want %d", body, got, computed, want)
+		}
+	}
+}

@@ -36,7 +36,9 @@ type ChatRequest struct {
 	Tools       []Tool
 	ToolChoice  json.RawMessage
 
-	textBytes int64 // computed once by ParseChatRequest
+	// textBytes is TextBytes, measured once by ParseChatRequest (measured).
+	textBytes int64
+	measured  bool
 }
 
 // Message is one chat message. Content is a string, an array of parts, or null.
@@ -122,16 +124,25 @@ func (m *Message) Text() string {
 // tool call arguments and tool names. It is the input of the gateway's one
 // deterministic token estimate (EstimateTokens).
 func (r *ChatRequest) TextBytes() int64 {
-	if r.textBytes > 0 {
+	if r.measured {
 		return r.textBytes
 	}
 	var n int64
 	for i := range r.Messages {
-		m := &r.Messages[i]
-		n += int64(len(m.Text()))
-		for _, tc := range m.ToolCalls {
-			n += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
-		}
+		parts, _ := r.Messages[i].Parts()
+		n += r.Messages[i].textBytes(parts)
+	}
+	return n
+}
+
+// textBytes is the message's share of TextBytes, given its content parts.
+func (m *Message) textBytes(parts []Part) int64 {
+	var n int64
+	for _, p := range parts {
+		n += int64(len(p.Text))
+	}
+	for _, tc := range m.ToolCalls {
+		n += int64(len(tc.Function.Name) + len(tc.Function.Arguments))
 	}
 	return n
 }
@@ -168,14 +179,17 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	if len(r.Messages) == 0 {
 		return nil, BadRequest("messages must be a non-empty array", "messages")
 	}
+	var textBytes int64
 	for i := range r.Messages {
 		m := &r.Messages[i]
 		if m.Role == "" {
 			return nil, BadRequest(fmt.Sprintf("messages[%d].role is required", i), fmt.Sprintf("messages[%d].role", i))
 		}
-		if _, err := m.Parts(); err != nil {
+		parts, err := m.Parts()
+		if err != nil {
 			return nil, BadRequest(fmt.Sprintf("messages[%d].content must be a string or an array of content parts", i), fmt.Sprintf("messages[%d].content", i))
 		}
+		textBytes += m.textBytes(parts)
 	}
 	if e := field(r.Raw, "stream", &r.Stream); e != nil {
 		return nil, e
@@ -238,7 +252,7 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 		return nil, e
 	}
 	r.ToolChoice = r.Raw["tool_choice"]
-	r.textBytes = r.TextBytes()
+	r.textBytes, r.measured = textBytes, true
 	return r, nil
 }
 

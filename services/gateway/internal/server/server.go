@@ -185,6 +185,9 @@ func (s *Server) budgetError(op string, err error) *openai.Error {
 	case budget.KindBadRequest:
 		s.Metrics.Budget.WithLabelValues(op, "bad_request").Inc()
 		return openai.BadRequest(be.Message(), "")
+	case budget.KindForbidden:
+		s.Metrics.Budget.WithLabelValues(op, "forbidden").Inc()
+		return &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Message: be.Message()}
 	}
 	s.Metrics.Budget.WithLabelValues(op, "unavailable").Inc()
 	s.Log.Error("budget service unavailable; failing closed", "op", op, "err", err)

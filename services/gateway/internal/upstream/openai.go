@@ -69,19 +69,28 @@ func (t *OpenAI) Complete(ctx context.Context, req *openai.ChatRequest) (*Result
 	if err != nil {
 		return nil, wrapErr(ctx, err)
 	}
+	// Usage alone first: the body is forwarded as it came, so the choices are
+	// decoded only when the upstream reported no usage and the text has to be
+	// measured for the estimate.
+	var reported struct {
+		Usage *openai.Usage `json:"usage"`
+	}
+	if err := json.Unmarshal(b, &reported); err != nil {
+		return nil, &Error{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+	}
+	res := &Result{Body: b}
+	if reported.Usage != nil {
+		if res.Usage, err = reported.Usage.Normalize(); err != nil {
+			return nil, &Error{Status: http.StatusBadGateway, Message: "upstream reported inconsistent usage", Err: err}
+		}
+		return res, nil
+	}
 	var sum openai.CompletionSummary
 	if err := json.Unmarshal(b, &sum); err != nil {
 		return nil, &Error{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
 	}
-	res := &Result{Body: b}
-	if sum.Usage != nil {
-		if res.Usage, err = sum.Usage.Normalize(); err != nil {
-			return nil, &Error{Status: http.StatusBadGateway, Message: "upstream reported inconsistent usage", Err: err}
-		}
-	} else {
-		res.Usage = estimate(req, sum.TextBytes())
-		res.UsageEstimated = true
-	}
+	res.Usage = estimate(req, sum.TextBytes())
+	res.UsageEstimated = true
 	return res, nil
 }
 

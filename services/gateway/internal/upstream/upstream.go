@@ -212,7 +212,9 @@ func postJSON(ctx context.Context, client *http.Client, url string, header http.
 	if err != nil {
 		return nil, fmt.Errorf("upstream: build request: %w", err)
 	}
-	hreq.Header = header.Clone()
+	// Shared, not cloned per call: neither the client nor the transports write
+	// to a request's header map (they copy it before adding anything).
+	hreq.Header = header
 	resp, err := client.Do(hreq)
 	if err != nil {
 		return nil, wrapErr(ctx, err)

@@ -356,3 +356,17 @@ func TestSSEReaderJoinsMultilineData(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Usage is read without decoding the choices, but the body must still be
+// valid JSON: anything else is the upstream's failure (502), never billed as
+// an estimate.
+func TestOpenAICompleteRejectsInvalidJSON(t *testing.T) {
+	srv, _, _ := stub(t, func(w http.ResponseWriter, _ map[string]any) {
+		_, _ = io.WriteString(w, `{"choices":[],"usage":{"prompt_tokens":1`)
+	})
+	_, err := NewOpenAI(http.DefaultClient, srv.URL, "", "m").Complete(context.Background(), parse(t, `{"model":"g","messages":[{"role":"user","content":"x"}]}`))
+	var ue *Error
+	if !errors.As(err, &ue) || ue.Status != http.StatusBadGateway {
+		t.Fatalf("err %v; want a 502 *Error", err)
+	}
+}
