@@ -242,7 +242,7 @@ func TestLedgerStoppedMidStreamFinishesItsBatches(t *testing.T) {
 	f.settle()
 	f.verify()
 	// Stopped gracefully, it never projected less than it acked: nothing
-	// was left for the (in-memory) catch-up.
+	// was left for the catch-up.
 	if logs := readLog(t, ledger.LogPath()); strings.Contains(logs, "projection failed") {
 		t.Fatalf("a projection failed around the stops:\n%s", logs)
 	}
@@ -266,26 +266,155 @@ func TestTwoLedgerInstancesCountEachCostOnce(t *testing.T) {
 	f.verify()
 }
 
-// Redis down mid-stream: the ledger keeps appending and acking, holds what
-// it could not project, and catches up (batch by batch) once Redis is back
-// — here empty, so the counters are reseeded from the ledger on the way.
+// Redis down mid-stream: the ledger keeps appending and acking, marks what
+// it could not project pending in Postgres, and catches up (batch by batch)
+// once Redis is back — here empty, so the counters are reseeded from the
+// ledger on the way.
 func TestRedisDownMidStreamCatchesUp(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	f.send(50)
 	f.settle()
-	f.st.StopRedis()
-	f.send(200) // appended while Redis is away
-	var rows int64
-	for deadline := time.Now().Add(30 * time.Second); rows < 250 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		_ = f.pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger_entries WHERE key_id = $1`, f.keyID).Scan(&rows)
-	}
-	if rows < 250 {
-		t.Fatalf("ledger holds %d of 250 entries with Redis down", rows)
-	}
+	f.redisOutage(200)
 	f.st.StartRedis()
+	f.caughtUpBy(f.st.Service("ledger"))
+}
+
+// Redis down, and the ledger SIGKILLed and restarted while it still is: the
+// entries it could not project are in the Postgres pending-projection table,
+// not in the dead process, so the restarted ledger catches the counters up
+// by itself when Redis returns — no `ledger replay projections` — and every
+// event counts exactly once.
+func TestRedisDownLedgerKilledCatchesUpAfterRestart(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ledger := f.st.Service("ledger")
+	f.send(50)
+	f.settle()
+
+	f.redisOutage(200)
+	ledger.Kill()
+	// Restarted with Redis still down: not ready (no Redis), but consuming.
+	ledger.StartNoWait()
+	f.send(100)
+	f.waitRows(f.n.Load())
+
+	f.st.StartRedis()
+	f.caughtUpBy(ledger)
+}
+
+// Two instances record pending projections during a Redis outage; one is
+// killed and stays dead. The survivor drains the dead one's backlog too:
+// it is in Postgres, not in the process that wrote it.
+func TestAnotherInstanceCatchesUpAKilledInstancesBacklog(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	survivor := f.st.StartReplica("ledger")
+	f.send(50)
+	f.settle()
+
+	f.redisOutage(300)
+	f.st.Service("ledger").Kill()
+	f.st.StartRedis()
+	f.caughtUpBy(survivor)
+}
+
+// redisOutage stops Redis, sends n events, and waits until the ledger holds
+// them all and has recorded pending projections in Postgres.
+func (f *fixture) redisOutage(n int) {
+	f.t.Helper()
+	f.st.StopRedis()
+	f.send(n)
+	f.waitRows(f.n.Load())
+	// The projections fail (after go-redis's retries) and are marked pending.
+	for deadline := time.Now().Add(30 * time.Second); f.pendingRows() == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if f.pendingRows() == 0 {
+		f.t.Fatal("no pending projections recorded in Postgres while Redis is down")
+	}
+}
+
+// caughtUpBy waits, Redis being back, until the counters equal the ledger
+// with nothing left pending, and checks that ledger instance did the
+// catch-up by itself (no replay command runs here).
+func (f *fixture) caughtUpBy(ledger *harness.Service) {
+	f.t.Helper()
 	f.settle()
 	f.verify()
+	for deadline := time.Now().Add(10 * time.Second); f.pendingRows() > 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if n := f.pendingRows(); n != 0 {
+		f.t.Fatalf("%d projections still pending after catch-up", n)
+	}
+	if logs := readLog(f.t, ledger.LogPath()); !strings.Contains(logs, "caught up projections from the ledger") {
+		f.t.Fatalf("%s never logged a catch-up:\n%s", ledger.Name, logs)
+	}
+}
+
+// An event that decodes but can never be a ledger row (here a malformed
+// counter key) is dead-lettered with the reason, alone: the valid events of
+// its batch are committed and counted once.
+func TestInvalidEntryIsDeadLetteredAndItsBatchLands(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	bad := f.cost(999)
+	bad.Usage.CounterKeys = []string{"not-a-counter-key"}
+	f.send(20)
+	f.publish(bad, js.CostMsgID(bad.GetEventId()))
+	f.send(20)
+	f.settle() // bad is neither in the ledger nor on the counters
+	f.verify()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dlq, err := f.js.OrderedConsumer(ctx, js.DeadLetterStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{js.DeadLetterSubject(js.CostsStream, "ledger")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := dlq.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("no dead letter for %s: %v", bad.GetEventId(), err)
+		}
+		var dl eventsv1.DeadLetter
+		if err := proto.Unmarshal(m.Data(), &dl); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(dl.GetReason(), bad.GetEventId()) {
+			if !strings.Contains(dl.GetReason(), "counter_keys") {
+				t.Fatalf("dead letter reason %q does not name counter_keys", dl.GetReason())
+			}
+			return
+		}
+	}
+}
+
+// waitRows waits until the ledger holds n entries of the fixture's key.
+func (f *fixture) waitRows(n int64) {
+	f.t.Helper()
+	var rows int64
+	for deadline := time.Now().Add(30 * time.Second); rows < n && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		_ = f.pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger_entries WHERE key_id = $1`, f.keyID).Scan(&rows)
+	}
+	if rows < n {
+		f.t.Fatalf("ledger holds %d of %d entries", rows, n)
+	}
+}
+
+// pendingRows counts the fixture's entries waiting in the pending-projection table.
+func (f *fixture) pendingRows() int64 {
+	f.t.Helper()
+	var n int64
+	err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM ledger_projection_pending p
+		JOIN ledger_entries e USING (event_id) WHERE e.key_id = $1`, f.keyID).Scan(&n)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return n
 }
 
 func readLog(t *testing.T, path string) string {

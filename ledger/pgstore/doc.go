@@ -15,7 +15,21 @@
 // in the table is skipped, not an error, because duplicate delivery is normal.
 // For every entry it was given, new or duplicate, Insert returns the id of the
 // transaction that inserted the stored row (xid8) and the stored total: the
-// projection needs both to apply each entry exactly once (ADR 2).
+// projection needs both to apply each entry exactly once (ADR 2). The ledger
+// service's ingest uses ConvertCost instead, leaving the entry's validation to
+// Insert so that it runs once per entry.
+//
+// # Pending projections
+//
+// The table ledger_projection_pending (migration 0002) is the backlog of
+// entries committed but not yet projected into Redis, kept in Postgres so a
+// ledger restart or another instance still finds it. MarkPending records
+// entries after a failed projection; InsertPending is Insert plus the marks
+// in the same transaction (Redis known down); DrainPending claims the oldest
+// rows with FOR UPDATE SKIP LOCKED, hands them to the projection, and deletes
+// the ones it projected; PendingStats gives the count and the smallest
+// sequence (the marker prune floor's bound). Unlike ledger_entries this table
+// is a work queue: its rows are deleted.
 //
 // # Reading
 //
@@ -23,8 +37,7 @@
 // the Postgres snapshot it was read in; a reseeded counter records that
 // snapshot, and TxVisible decides whether a later projection of an entry is
 // already in the seed. SpendByModelGroup, SpendByDay and ListEntries serve the
-// spend endpoints; EntriesAfter re-reads entries in COSTS stream order to
-// re-project them after a Redis outage.
+// spend endpoints.
 //
 // # Append-only
 //

@@ -119,6 +119,22 @@ func (e *Entry) Identity() scope.Identity {
 // sequence streamSeq into an entry, and validates it (see Entry.Validate).
 // Errors wrap ErrInvalidEntry and name the offending field by its proto path.
 func EntryFromCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
+	e, err := ConvertCost(c, streamSeq)
+	if err != nil {
+		return Entry{}, err
+	}
+	if _, err := e.validate(); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// ConvertCost is EntryFromCost without the final Entry.Validate: it rejects
+// what the event itself gets wrong (status, missing usage or time, ids that
+// disagree) but not what Validate checks on the entry. For a caller that
+// hands the entry straight to Insert, which validates every entry anyway:
+// the ingest path then validates once, not twice (~1 µs an entry).
+func ConvertCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
 	if c == nil {
 		return Entry{}, fmt.Errorf("%w: CostComputed is nil", ErrInvalidEntry)
 	}
@@ -205,9 +221,6 @@ func EntryFromCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
 			ExactCost:    cc.GetExactCost(),
 			CostNanos:    cc.GetCostNanos(),
 		})
-	}
-	if _, err := e.validate(); err != nil {
-		return Entry{}, err
 	}
 	return e, nil
 }
@@ -395,11 +408,33 @@ func parseUUID(s string) ([16]byte, error) {
 	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return u, fmt.Errorf("%q is not a UUID (want xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", s)
 	}
-	h := s[0:8] + s[9:13] + s[14:18] + s[19:23] + s[24:36]
-	if _, err := hex.Decode(u[:], []byte(h)); err != nil {
-		return u, fmt.Errorf("%q is not a UUID: %v", s, err)
+	// Decoded in place: it runs a few times per ingested row.
+	j := 0
+	for i := 0; i < 36; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return u, fmt.Errorf("%q is not a UUID: invalid hex digit near byte %d", s, i)
+		}
+		u[j] = hi<<4 | lo
+		j++
 	}
 	return u, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 func formatUUID(u [16]byte) string {

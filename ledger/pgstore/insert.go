@@ -3,11 +3,8 @@ package pgstore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -100,6 +97,12 @@ type stored struct {
 // ack the events. Rows go in sorted by event id, so two batches that share
 // events lock them in the same order and cannot deadlock.
 func Insert(ctx context.Context, db DB, entries []Entry) ([]Inserted, error) {
+	return insert(ctx, db, entries, nil)
+}
+
+// insert is Insert that also runs also, when not nil, in the transaction
+// after the rows are written.
+func insert(ctx context.Context, db DB, entries []Entry, also func(pgx.Tx) error) ([]Inserted, error) {
 	if len(entries) == 0 {
 		return nil, nil
 	}
@@ -119,26 +122,25 @@ func Insert(ctx context.Context, db DB, entries []Entry) ([]Inserted, error) {
 	}
 	slices.SortFunc(uniq, func(a, b int) int { return bytes.Compare(ids[a][:], ids[b][:]) })
 
-	args, err := insertArgs(entries, ids, uniq)
-	if err != nil {
-		return nil, err
-	}
+	args := insertArgs(entries, ids, uniq)
 	got := make(map[[16]byte]stored, len(uniq))
-	err = pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
+	err := pgx.BeginTxFunc(ctx, db, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, func(tx pgx.Tx) error {
 		if err := collectStored(ctx, tx, got, true, insertSQL, args...); err != nil {
 			return fmt.Errorf("insert: %w", err)
 		}
-		if len(got) == len(uniq) {
-			return nil
-		}
-		missing := make([][16]byte, 0, len(uniq)-len(got))
-		for _, i := range uniq {
-			if _, ok := got[ids[i]]; !ok {
-				missing = append(missing, ids[i])
+		if len(got) < len(uniq) {
+			missing := make([][16]byte, 0, len(uniq)-len(got))
+			for _, i := range uniq {
+				if _, ok := got[ids[i]]; !ok {
+					missing = append(missing, ids[i])
+				}
+			}
+			if err := collectStored(ctx, tx, got, false, storedSQL, missing); err != nil {
+				return fmt.Errorf("read duplicates: %w", err)
 			}
 		}
-		if err := collectStored(ctx, tx, got, false, storedSQL, missing); err != nil {
-			return fmt.Errorf("read duplicates: %w", err)
+		if also != nil {
+			return also(tx)
 		}
 		return nil
 	})
@@ -185,36 +187,36 @@ func collectStored(ctx context.Context, tx pgx.Tx, into map[[16]byte]stored, isN
 }
 
 // insertArgs lays the unique entries out column by column, in uniq's order.
-func insertArgs(entries []Entry, ids [][16]byte, uniq []int) ([]any, error) {
+func insertArgs(entries []Entry, ids [][16]byte, uniq []int) []any {
 	n := len(uniq)
 	var (
-		eventID     = make([]pgtype.UUID, n)
-		correctsID  = make([]pgtype.UUID, n)
-		occurredAt  = make([]time.Time, n)
-		keyID       = make([]string, n)
-		teamID      = make([]string, n)
-		userID      = make([]string, n)
-		orgID       = make([]string, n)
-		endUserID   = make([]string, n)
-		tags        = make([]string, n)
-		modelGroup  = make([]string, n)
-		deployment  = make([]string, n)
-		provider    = make([]string, n)
-		backend     = make([]string, n)
-		input       = make([]int64, n)
-		output      = make([]int64, n)
-		cacheRead   = make([]int64, n)
-		cacheCreate = make([]int64, n)
-		cache1h     = make([]int64, n)
-		reasoning   = make([]int64, n)
-		total       = make([]int64, n)
-		components  = make([]string, n)
-		priced      = make([]bool, n)
-		unknown     = make([]string, n)
-		catalog     = make([]string, n)
-		reservation = make([]string, n)
-		streamSeq   = make([]int64, n)
-		counterKeys = make([]string, n)
+		eventID     = make(inPlace[pgtype.UUID], n)
+		correctsID  = make(inPlace[pgtype.UUID], n)
+		occurredAt  = make(inPlace[timeElem], n)
+		keyID       = make(inPlace[textElem], n)
+		teamID      = make(inPlace[textElem], n)
+		userID      = make(inPlace[textElem], n)
+		orgID       = make(inPlace[textElem], n)
+		endUserID   = make(inPlace[textElem], n)
+		tags        = newTextColumn(n, 2)
+		modelGroup  = make(inPlace[textElem], n)
+		deployment  = make(inPlace[textElem], n)
+		provider    = make(inPlace[textElem], n)
+		backend     = make(inPlace[textElem], n)
+		input       = make(inPlace[int8Elem], n)
+		output      = make(inPlace[int8Elem], n)
+		cacheRead   = make(inPlace[int8Elem], n)
+		cacheCreate = make(inPlace[int8Elem], n)
+		cache1h     = make(inPlace[int8Elem], n)
+		reasoning   = make(inPlace[int8Elem], n)
+		total       = make(inPlace[int8Elem], n)
+		components  = newTextColumn(n, 128)
+		priced      = make([]bool, n) // a boxed bool does not allocate
+		unknown     = newTextColumn(n, 2)
+		catalog     = make(inPlace[textElem], n)
+		reservation = make(inPlace[textElem], n)
+		streamSeq   = make(inPlace[int8Elem], n)
+		counterKeys = newTextColumn(n, 64)
 	)
 	for j, i := range uniq {
 		e := &entries[i]
@@ -223,58 +225,31 @@ func insertArgs(entries []Entry, ids [][16]byte, uniq []int) ([]any, error) {
 			cid, _ := parseUUID(e.CorrectsEventID) // validated
 			correctsID[j] = pgtype.UUID{Bytes: cid, Valid: true}
 		}
-		occurredAt[j] = e.OccurredAt
-		keyID[j], teamID[j], userID[j], orgID[j], endUserID[j] = e.KeyID, e.TeamID, e.UserID, e.OrgID, e.EndUserID
-		tags[j] = arrayLiteral(e.Tags)
-		modelGroup[j], deployment[j], provider[j], backend[j] = e.ModelGroup, e.DeploymentID, e.Provider, e.BackendModel
-		input[j], output[j], cacheRead[j] = e.InputTokens, e.OutputTokens, e.CacheReadTokens
-		cacheCreate[j], cache1h[j], reasoning[j] = e.CacheCreationTokens, e.CacheCreation1hTokens, e.ReasoningTokens
-		total[j] = e.TotalNanos
-		if len(e.Components) == 0 {
-			components[j] = "[]"
-		} else {
-			b, err := json.Marshal(e.Components)
-			if err != nil {
-				return nil, fmt.Errorf("pgstore: insert: event %s: encode components: %w", e.EventID, err)
-			}
-			components[j] = string(b)
-		}
+		occurredAt[j] = timeElem(e.OccurredAt)
+		keyID[j], teamID[j], userID[j] = textElem(e.KeyID), textElem(e.TeamID), textElem(e.UserID)
+		orgID[j], endUserID[j] = textElem(e.OrgID), textElem(e.EndUserID)
+		tags.buf = appendArrayLiteral(tags.buf, e.Tags)
+		tags.end()
+		modelGroup[j], deployment[j] = textElem(e.ModelGroup), textElem(e.DeploymentID)
+		provider[j], backend[j] = textElem(e.Provider), textElem(e.BackendModel)
+		input[j], output[j], cacheRead[j] = int8Elem(e.InputTokens), int8Elem(e.OutputTokens), int8Elem(e.CacheReadTokens)
+		cacheCreate[j], cache1h[j] = int8Elem(e.CacheCreationTokens), int8Elem(e.CacheCreation1hTokens)
+		reasoning[j], total[j] = int8Elem(e.ReasoningTokens), int8Elem(e.TotalNanos)
+		components.buf = appendComponentsJSON(components.buf, e.Components)
+		components.end()
 		priced[j] = e.Priced
-		unknown[j] = arrayLiteral(e.UnknownComponents)
-		catalog[j], reservation[j] = e.CatalogVersion, e.ReservationID
-		streamSeq[j] = int64(e.StreamSeq) // validated to fit
-		counterKeys[j] = arrayLiteral(e.CounterKeys)
+		unknown.buf = appendArrayLiteral(unknown.buf, e.UnknownComponents)
+		unknown.end()
+		catalog[j], reservation[j] = textElem(e.CatalogVersion), textElem(e.ReservationID)
+		streamSeq[j] = int8Elem(e.StreamSeq) // validated to fit
+		counterKeys.buf = appendArrayLiteral(counterKeys.buf, e.CounterKeys)
+		counterKeys.end()
 	}
 	return []any{
 		eventID, correctsID, occurredAt,
-		keyID, teamID, userID, orgID, endUserID, tags,
+		keyID, teamID, userID, orgID, endUserID, tags.values(),
 		modelGroup, deployment, provider, backend,
 		input, output, cacheRead, cacheCreate, cache1h, reasoning,
-		total, components, priced, unknown, catalog, reservation, streamSeq, counterKeys,
-	}, nil
-}
-
-// arrayLiteral writes a Postgres text[] literal with every element quoted,
-// so no element can be read as NULL or split on a comma or brace.
-func arrayLiteral(vs []string) string {
-	if len(vs) == 0 {
-		return "{}"
+		total, components.values(), priced, unknown.values(), catalog, reservation, streamSeq, counterKeys.values(),
 	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, v := range vs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteByte('"')
-		for j := 0; j < len(v); j++ {
-			if v[j] == '"' || v[j] == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(v[j])
-		}
-		b.WriteByte('"')
-	}
-	b.WriteByte('}')
-	return b.String()
 }

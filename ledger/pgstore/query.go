@@ -302,32 +302,3 @@ func decodePageToken(tok string) (time.Time, [16]byte, error) {
 	copy(id[:], b[9:])
 	return time.UnixMicro(int64(binary.BigEndian.Uint64(b[1:9]))).UTC(), id, nil
 }
-
-// EntriesAfter returns up to limit entries with stream_seq > seq, in stream
-// order: re-projection after a Redis outage resumes from the first sequence
-// it could not project (ADR 2). Entries with stream_seq 0 (not from the COSTS
-// stream) are never returned. Sequences are unique within one COSTS stream,
-// so paging on the last returned StreamSeq skips nothing.
-//
-// Rows commit in batch order, not sequence order: while appends are running,
-// a row with a lower sequence can commit after a page past it was read. A
-// caller paging on live data must therefore restart from a sequence at or
-// below every batch that was in flight; re-projection is idempotent.
-func EntriesAfter(ctx context.Context, db DB, seq uint64, limit int) ([]Entry, error) {
-	if limit < 1 {
-		return nil, fmt.Errorf("pgstore: entries after %d: limit %d must be positive", seq, limit)
-	}
-	if seq > 1<<63-1 {
-		return nil, nil // no stored sequence is larger than a bigint
-	}
-	rows, err := db.Query(ctx, `SELECT `+entryColumns+` FROM ledger_entries WHERE stream_seq > $1
-		ORDER BY stream_seq, event_id LIMIT $2`, int64(seq), limit)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: entries after %d: %w", seq, err)
-	}
-	out, err := pgx.CollectRows(rows, scanEntry)
-	if err != nil {
-		return nil, fmt.Errorf("pgstore: entries after %d: %w", seq, err)
-	}
-	return out, nil
-}

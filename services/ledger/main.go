@@ -135,11 +135,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	})
 
-	gaps := ingest.NewGaps()
-	metrics := ingest.NewMetrics(srv.Registry, gaps)
+	backlog := &ingest.Backlog{DB: pool, Log: log}
+	metrics := ingest.NewMetrics(srv.Registry, backlog)
 	projector := &ingest.Projector{DB: pool, Redis: redisstore.New(rdb), Observe: metrics.Observe}
 	ingester := &ingest.Ingester{
-		DB: pool, JS: stream, Projector: projector, Gaps: gaps,
+		DB: pool, JS: stream, Projector: projector, Backlog: backlog,
 		Consumer: consumerName, Log: log, Metrics: metrics,
 	}
 	var wg sync.WaitGroup
@@ -152,8 +152,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			case <-ready:
 			}
 		}
-		wg.Go(func() { gaps.TrackAckFloor(ctx, consumer, time.Second, log) })
-		wg.Go(func() { gaps.Catchup(ctx, projector, time.Second, log) })
+		wg.Go(func() { backlog.Track(ctx, consumer, time.Second) })
+		wg.Go(func() { backlog.Catchup(ctx, projector, stores.RedisCheck(rdb), time.Second) })
 		if err := js.ConsumeBatches(ctx, consumer, *batchSize, ingester.Handle, js.WithLinger(*flush)); err != nil {
 			log.Error("consumer stopped", "err", err)
 		}

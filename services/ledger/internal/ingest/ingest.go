@@ -4,13 +4,19 @@
 //
 // Order of effects for a batch, and why:
 //
-//  1. decode and validate; a message that can never be a ledger row goes to
-//     the dead-letter stream with the reason (and is not lost);
+//  1. decode and validate (the entries' own rules are checked by Insert, in
+//     step 2, so once per entry); a message that can never be a ledger row
+//     goes to the dead-letter stream with the reason (and is not lost);
 //  2. insert the batch in one transaction, duplicates ignored by event id; if
 //     Postgres is down nothing is acked and JetStream keeps the events;
 //  3. project every entry onto its counters (exactly once per counter, see
-//     ADR 2); if Redis is down the entries stay committed and acked, and the
-//     Catchup re-projects them from Postgres when Redis answers again;
+//     ADR 2); an entry whose projection fails is marked pending in Postgres
+//     (the ledger_projection_pending table) before it is acked, and while
+//     Redis is known down step 2 writes the marks in the entries' own
+//     transaction and this step is skipped. Backlog.Catchup, in whichever
+//     instance sees Redis healthy, re-projects the pending entries; if the
+//     mark cannot be written either, the message is not acked and JetStream
+//     redelivers it;
 //  4. ack.
 //
 // Steps 3 and 4 of a batch run in the background while the next batch goes
@@ -28,6 +34,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -51,7 +58,7 @@ type Ingester struct {
 	DB        pgstore.DB
 	JS        jetstream.JetStream
 	Projector *Projector
-	Gaps      *Gaps
+	Backlog   *Backlog
 	Consumer  string
 	Log       *slog.Logger
 	Metrics   *Metrics
@@ -66,6 +73,7 @@ type Ingester struct {
 type item struct {
 	msg   jetstream.Msg
 	seq   uint64
+	stamp time.Time // when JetStream stored the message (projection lag)
 	entry pgstore.Entry
 }
 
@@ -90,11 +98,23 @@ func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	t := in.Metrics.since("decode", start)
 
-	entries := make([]pgstore.Entry, len(items))
-	for i := range items {
-		entries[i] = items[i].entry
+	// Redis known down: mark the entries pending in their own transaction
+	// rather than have every batch wait for the projection to fail.
+	deferred := in.Backlog.RedisDown()
+	insert := pgstore.Insert
+	if deferred {
+		insert = pgstore.InsertPending
 	}
-	inserted, err := pgstore.Insert(ctx, in.DB, entries)
+	inserted, err := insert(ctx, in.DB, entriesOf(items))
+	if errors.Is(err, pgstore.ErrInvalidEntry) {
+		// Insert validates every entry (decode leaves that to it, so it
+		// happens once) and refuses the batch whole: dead-letter the invalid
+		// ones and insert the rest.
+		if items = in.dropInvalid(ctx, items); len(items) == 0 {
+			return
+		}
+		inserted, err = insert(ctx, in.DB, entriesOf(items))
+	}
 	if err != nil {
 		// Postgres is down or failing: ack nothing, JetStream redelivers.
 		in.Log.Error("ledger insert failed; batch will be redelivered", "entries", len(items), "err", err)
@@ -104,13 +124,17 @@ func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		return
 	}
+	if deferred {
+		in.deferred(items)
+	}
+	fresh := 0
 	for _, r := range inserted {
 		if r.New {
-			in.Metrics.entries.WithLabelValues("new").Inc()
-		} else {
-			in.Metrics.entries.WithLabelValues("duplicate").Inc()
+			fresh++
 		}
 	}
+	in.Metrics.entries.WithLabelValues("new").Add(float64(fresh))
+	in.Metrics.entries.WithLabelValues("duplicate").Add(float64(len(inserted) - fresh))
 	in.Metrics.since("insert", t)
 
 	// One batch projects at a time: wait for the previous one (it has had
@@ -121,9 +145,16 @@ func (in *Ingester) Handle(ctx context.Context, msgs []jetstream.Msg) {
 	go func() {
 		defer close(done)
 		t := time.Now()
-		in.project(ctx, items, inserted)
+		var unacked map[int]bool
+		if !deferred {
+			unacked = in.project(ctx, items, inserted)
+		}
 		t = in.Metrics.since("project", t)
-		for _, it := range items {
+		for i, it := range items {
+			if unacked[i] {
+				nak(in.Log, it.msg)
+				continue
+			}
 			if err := it.msg.Ack(); err != nil {
 				// The row is committed; a lost ack only brings a duplicate.
 				in.Log.Warn("ack failed", "err", err)
@@ -144,10 +175,13 @@ func (in *Ingester) Drain() {
 }
 
 // project applies every committed entry, the batch in as few Redis calls as
-// it can (Projector.ProjectBatch). A failure is recorded as a gap for
-// Catchup; the entry stays committed and is acked.
-func (in *Ingester) project(ctx context.Context, items []item, inserted []pgstore.Inserted) {
-	floor := in.Gaps.PruneFloor()
+// it can (Projector.ProjectBatch). An entry whose projection fails is marked
+// pending in Postgres, for Catchup, and then acked like the rest; project
+// returns the items whose mark could not be written either: those must not
+// be acked (JetStream redelivers them, and the redelivery projects or marks
+// them again, exactly once by the event markers).
+func (in *Ingester) project(ctx context.Context, items []item, inserted []pgstore.Inserted) map[int]bool {
+	floor := in.Backlog.PruneFloor()
 	as := make([]redisstore.Application, 0, len(items))
 	idx := make([]int, 0, len(items)) // item of each application
 	for i := range items {
@@ -167,25 +201,95 @@ func (in *Ingester) project(ctx context.Context, items []item, inserted []pgstor
 		idx = append(idx, i)
 	}
 	if len(as) == 0 {
-		return
+		return nil
 	}
 	errs := in.Projector.ProjectBatch(ctx, as)
 	now := time.Now()
+	var (
+		marks  []pgstore.PendingMark
+		failed []int // items
+		down   bool
+		cause  error
+	)
 	for j, err := range errs {
 		it := &items[idx[j]]
 		if err != nil {
-			in.Gaps.Add(as[j])
-			in.Metrics.projectFailures.Inc()
-			in.Log.Warn("projection failed; will catch up from the ledger", "event_id", as[j].EventID, "seq", it.seq, "err", err)
+			marks = append(marks, pgstore.PendingMark{EventID: as[j].EventID, StreamSeq: it.seq})
+			failed = append(failed, idx[j])
+			down = down || unreachable(err)
+			cause = err
 			continue
 		}
-		if meta, err := it.msg.Metadata(); err == nil {
-			in.Metrics.lag.Observe(now.Sub(meta.Timestamp).Seconds())
+		in.Metrics.lag.Observe(now.Sub(it.stamp).Seconds())
+	}
+	if len(marks) == 0 {
+		return nil
+	}
+	in.Metrics.projectFailures.Add(float64(len(marks)))
+	if err := pgstore.MarkPending(ctx, in.DB, marks); err != nil {
+		in.Log.Error("projection failed and cannot be marked pending; not acking, the events will be redelivered",
+			"entries", len(marks), "projection_err", cause, "err", err)
+		unacked := make(map[int]bool, len(failed))
+		for _, i := range failed {
+			unacked[i] = true
 		}
+		return unacked
+	}
+	in.Backlog.marked(minSeq(marks), len(marks), down)
+	in.Log.Warn("projection failed; entries marked pending, will catch up from the ledger",
+		"entries", len(marks), "first_seq", minSeq(marks), "redis_unreachable", down, "err", cause)
+	return nil
+}
+
+// deferred accounts for a batch inserted with its pending marks (Redis known
+// down): nothing is projected now.
+func (in *Ingester) deferred(items []item) {
+	var marks []pgstore.PendingMark
+	for _, it := range items {
+		if len(it.entry.CounterKeys) > 0 {
+			marks = append(marks, pgstore.PendingMark{EventID: it.entry.EventID, StreamSeq: it.seq})
+		}
+	}
+	if len(marks) > 0 {
+		in.Metrics.projectFailures.Add(float64(len(marks)))
+		in.Backlog.marked(minSeq(marks), len(marks), false)
 	}
 }
 
+// minSeq is the smallest stream sequence of marks (a batch can hold a
+// redelivery among later messages).
+func minSeq(marks []pgstore.PendingMark) uint64 {
+	m := marks[0].StreamSeq
+	for _, mk := range marks[1:] {
+		m = min(m, mk.StreamSeq)
+	}
+	return m
+}
+
+func entriesOf(items []item) []pgstore.Entry {
+	entries := make([]pgstore.Entry, len(items))
+	for i := range items {
+		entries[i] = items[i].entry
+	}
+	return entries
+}
+
+// dropInvalid dead-letters the items whose entry fails Validate and returns
+// the others.
+func (in *Ingester) dropInvalid(ctx context.Context, items []item) []item {
+	valid := items[:0:0]
+	for _, it := range items {
+		if err := it.entry.Validate(); err != nil {
+			in.deadLetter(ctx, it.msg, err.Error())
+			continue
+		}
+		valid = append(valid, it)
+	}
+	return valid
+}
+
 // decode turns a message into an entry, or says why it never can be one.
+// The entry is not validated yet: Insert does that (see Handle).
 func decode(m jetstream.Msg) (item, string) {
 	meta, err := m.Metadata()
 	if err != nil {
@@ -195,11 +299,11 @@ func decode(m jetstream.Msg) (item, string) {
 	if err := proto.Unmarshal(m.Data(), &c); err != nil {
 		return item{}, "undecodable CostComputed: " + err.Error()
 	}
-	e, err := pgstore.EntryFromCost(&c, meta.Sequence.Stream)
+	e, err := pgstore.ConvertCost(&c, meta.Sequence.Stream)
 	if err != nil {
 		return item{}, err.Error()
 	}
-	return item{msg: m, seq: meta.Sequence.Stream, entry: e}, ""
+	return item{msg: m, seq: meta.Sequence.Stream, stamp: meta.Timestamp, entry: e}, ""
 }
 
 func (in *Ingester) deadLetter(ctx context.Context, m jetstream.Msg, reason string) {

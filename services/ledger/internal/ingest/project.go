@@ -95,7 +95,7 @@ const reseedConcurrency = 8
 // pending event is retried alone with Project: that isolates the event that
 // cannot be applied, and is exactly-once with whatever the batch did write
 // (markers). When it fails because Redis is unreachable, every pending event
-// fails at once (the caller keeps them as gaps).
+// fails at once (the caller marks them pending).
 func (p *Projector) ProjectBatch(ctx context.Context, as []redisstore.Application) []error {
 	errs := make([]error, len(as))
 	cur := slices.Clone(as) // Keys shrink to what is left to apply
