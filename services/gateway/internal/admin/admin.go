@@ -28,6 +28,7 @@ type Models interface {
 	AddModel(cd config.Deployment, before func(*deploy.Deployment) error) (server.ModelChange, error)
 	UpdateModel(id string, cd config.Deployment, before func(*deploy.Deployment) error) (server.ModelChange, error)
 	Entry(id string) (config.Deployment, bool)
+	Deployments() []*deploy.Deployment
 }
 
 // ProviderBudget is one provider_budget_config entry, for /provider/budgets.
@@ -120,6 +121,8 @@ func (h *Handler) adminOnly() map[string]endpoint {
 		"GET /organization/info": h.orgInfo,
 		"POST /model/new":        h.modelNew,
 		"POST /model/update":     h.modelUpdate,
+		"GET /model/info":        h.modelInfo,
+		"GET /v1/model/info":     h.modelInfo,
 		"GET /spend/logs":        h.spendLogs,
 		"GET /provider/budgets":  h.providerBudgets,
 

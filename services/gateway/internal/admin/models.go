@@ -21,10 +21,8 @@ import (
 // modelJSON is a deployment as /model/new and /model/update answer, in
 // LiteLLM's model_list entry shape plus what the change did.
 type modelJSON struct {
-	ModelID       string         `json:"model_id"`
-	ModelName     string         `json:"model_name"`
-	LiteLLMParams map[string]any `json:"litellm_params"`
-	ModelInfo     map[string]any `json:"model_info"`
+	ModelID string `json:"model_id"`
+	entryJSON
 	// Created: a new deployment; Changed: false when the same entry was
 	// already registered and nothing changed (registering twice is a no-op).
 	Created  bool     `json:"created"`
@@ -150,13 +148,24 @@ func (h *Handler) deploymentBudget(ctx context.Context) func(*deploy.Deployment)
 
 func (h *Handler) modelOut(c server.ModelChange, warnings []string) *modelJSON {
 	d := c.Deployment
-	src := deref(d.Entry.Source)
-	out := &modelJSON{ModelID: d.ID(), ModelName: d.Group(), LiteLLMParams: map[string]any{}, ModelInfo: map[string]any{},
-		Created: c.Created, Changed: c.Changed, Warnings: append([]string{}, warnings...)}
+	out := &modelJSON{ModelID: d.ID(), entryJSON: entryOf(d), Created: c.Created, Changed: c.Changed, Warnings: append([]string{}, warnings...)}
 	if c.Warning != "" {
 		out.Warnings = append(out.Warnings, c.Warning)
 	}
-	if src != nil {
+	return out
+}
+
+// entryJSON is a deployment in LiteLLM's model_list entry shape, as written
+// (a literal api_key redacted), with model_info.id the id admission uses.
+type entryJSON struct {
+	ModelName     string         `json:"model_name"`
+	LiteLLMParams map[string]any `json:"litellm_params"`
+	ModelInfo     map[string]any `json:"model_info"`
+}
+
+func entryOf(d *deploy.Deployment) entryJSON {
+	out := entryJSON{ModelName: d.Group(), LiteLLMParams: map[string]any{}, ModelInfo: map[string]any{}}
+	if src := deref(d.Entry.Source); src != nil {
 		if m, ok := nodeJSON(lookup(src, "litellm_params")).(map[string]any); ok {
 			out.LiteLLMParams = m
 		}
@@ -169,6 +178,40 @@ func (h *Handler) modelOut(c server.ModelChange, warnings []string) *modelJSON {
 	}
 	out.ModelInfo["id"] = d.ID()
 	return out
+}
+
+// modelInfo is GET /model/info (also /v1/model/info), optionally
+// ?litellm_model_id=: every deployment served, as its entry was written plus
+// what pricing resolved for it — the catalog entry (model_info.key) and each
+// base price that is known, as exact decimals. A price neither the entry nor
+// the catalog gives is absent, never a synthesized 0 (LiteLLM's bug 002).
+func (h *Handler) modelInfo(_ context.Context, _ *caller, r *http.Request) (any, *openai.Error) {
+	if oerr := h.modelsEnabled(); oerr != nil {
+		return nil, oerr
+	}
+	want := r.URL.Query().Get("litellm_model_id")
+	data := []entryJSON{}
+	for _, d := range h.Models.Deployments() {
+		if want != "" && d.ID() != want {
+			continue
+		}
+		e := entryOf(d)
+		if p := d.Pricing; p != nil {
+			if p.Entry != "" {
+				e.ModelInfo["key"] = p.Entry
+			}
+			for _, rp := range p.Prices() {
+				if _, set := e.ModelInfo[rp.Field]; !set && rp.Above == 0 && rp.Price.Known() {
+					e.ModelInfo[rp.Field] = json.Number(rp.Price.String())
+				}
+			}
+		}
+		data = append(data, e)
+	}
+	if want != "" && len(data) == 0 {
+		return nil, notFound("no deployment has model_info.id " + want)
+	}
+	return map[string]any{"data": data}, nil
 }
 
 func deref(n *yaml.Node) *yaml.Node {

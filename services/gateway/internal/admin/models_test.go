@@ -166,3 +166,42 @@ func TestModelEndpointsDisabledWithoutRegistry(t *testing.T) {
 		t.Fatalf("%d", st)
 	}
 }
+
+// TestModelInfoShowsEntriesAndResolvedPrices: config and runtime deployments,
+// the price the entry set kept as written, the catalog's filled in exactly,
+// a literal api_key redacted, and a price nobody set left absent.
+func TestModelInfoShowsEntriesAndResolvedPrices(t *testing.T) {
+	live := newLive(t)
+	r := newRig(t, func(c *Config) { c.Models = live })
+	r.ok("POST", "/model/new", masterKey, claudeEntry)
+	r.ok("POST", "/model/new", masterKey, `{"model_name": "house", "litellm_params": {"model": "openai/house-model-v0", "mock_response": "x"},
+		"model_info": {"id": "house-1"}}`)
+
+	m := decode(t, r.ok("GET", "/model/info", masterKey, ""))
+	data, _ := m["data"].([]any)
+	if len(data) != 3 {
+		t.Fatalf("%d deployments; want 3: %v", len(data), m)
+	}
+	gpt := data[0].(map[string]any)
+	if gpt["model_name"] != "gpt-4o" || at(gpt, "model_info.id") != "gpt-4o-primary" || at(gpt, "model_info.key") != "gpt-4o" ||
+		at(gpt, "litellm_params.input_cost_per_token") != "0.0000025" || num(gpt, "model_info.input_cost_per_token") != "0.0000025" ||
+		num(gpt, "model_info.output_cost_per_token") != "0.00001" {
+		t.Fatalf("gpt-4o: %v", gpt)
+	}
+	claude := data[1].(map[string]any)
+	if at(claude, "litellm_params.api_key") != "<redacted>" || at(claude, "model_info.key") == nil {
+		t.Fatalf("claude: %v", claude)
+	}
+	house := data[2].(map[string]any)
+	if _, ok := at(house, "model_info").(map[string]any)["input_cost_per_token"]; ok {
+		t.Fatalf("an unpriced model shows a price: %v", house)
+	}
+
+	one := decode(t, r.ok("GET", "/v1/model/info?litellm_model_id=house-1", masterKey, ""))
+	if d, _ := one["data"].([]any); len(d) != 1 || at(d[0].(map[string]any), "model_name") != "house" {
+		t.Fatalf("by id: %v", one)
+	}
+	if st, _ := r.do("GET", "/model/info?litellm_model_id=nope", masterKey, ""); st != http.StatusNotFound {
+		t.Fatalf("unknown id: %d", st)
+	}
+}

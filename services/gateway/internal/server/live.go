@@ -96,6 +96,10 @@ func (l *Live) UpdateModel(id string, cd config.Deployment, before func(*deploy.
 	return l.put(s, cd, id, existing.R.Index, before)
 }
 
+// Deployments are the deployments served now, config and runtime ones, in
+// config order.
+func (l *Live) Deployments() []*deploy.Deployment { return l.cur.Load().Set.Deployments }
+
 // Entry returns the current entry of the deployment with id.
 func (l *Live) Entry(id string) (config.Deployment, bool) {
 	d := l.cur.Load().Set.ByID(id)
