@@ -111,7 +111,11 @@ func (s *Store) reserveGroup(ctx context.Context, req ReserveRequest, keys []str
 	for _, i := range idx {
 		args = append(args, itoa(req.Counters[i].Limit))
 	}
-	v, err := reserveScript.Run(ctx, s.rdb, scriptKeys(keys, idx, true, false), args...).Result()
+	v, err := s.runReserve(ctx, reserveScript, scriptKeys(keys, idx, true, false), args...)
+	if errors.Is(err, ErrLost) || errors.Is(err, ErrFenced) {
+		// What the script reserved, Reserve's rollback releases.
+		return 0, 0, err
+	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("reserve script: %w", err)
 	}

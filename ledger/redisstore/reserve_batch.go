@@ -155,42 +155,90 @@ func (s *Store) reserveBatchCall(ctx context.Context, reqs []ReserveRequest, idx
 			out[i].Err = err
 		}
 	}
-	v, err := reserveBatchScript.Run(ctx, s.rdb, keys, args...).Result()
-	if err != nil {
+	v, err := s.runReserve(ctx, reserveBatchScript, keys, args...)
+	if guard := errors.Is(err, ErrLost) || errors.Is(err, ErrFenced); guard && v != nil {
+		// The script ran in the fenced step: release what it admitted.
+		defer s.undoBatch(ctx, reqs, idx, out, err)
+	} else if err != nil {
 		fail(fmt.Errorf("reserve batch of %d: %w", len(idx), err))
 		return
 	}
-	replies, err := replySlice(v, "reserve batch")
-	if err != nil || len(replies) != len(idx) {
+	flat, err := replySlice(v, "reserve batch")
+	if err != nil {
 		fail(fmt.Errorf("reserve batch of %d: unexpected reply %v (%v)", len(idx), v, err))
 		return
 	}
-	for j, i := range idx {
-		out[i].ReserveResult, out[i].Err = decodeReserveReply(replies[j], reqs[i])
+	r := &flatReply{v: flat}
+	for _, i := range idx {
+		out[i].ReserveResult, out[i].Err = decodeReserveReply(r, reqs[i])
+		if r.broken != nil {
+			fail(fmt.Errorf("reserve batch of %d: %w", len(idx), r.broken))
+			return
+		}
+	}
+	if r.at != len(flat) {
+		fail(fmt.Errorf("reserve batch of %d: %d reply values left over", len(idx), len(flat)-r.at))
 	}
 }
 
-// decodeReserveReply reads one request's reply: reserve.lua's, or
-// {-1, message} for a request that raised an error.
-func decodeReserveReply(v any, req ReserveRequest) (ReserveResult, error) {
-	n := len(req.Counters)
-	r, err := replySlice(v, "reserve")
-	if err == nil && len(r) == 2 {
-		if code, _ := replyInt(r[0], "reserve code"); code == -1 {
-			msg, _ := r[1].(string)
-			return ReserveResult{}, fmt.Errorf("reserve %q: %s", req.ID, msg)
+// flatReply reads reserve_batch.lua's flat reply value by value. A reply
+// cut short or of the wrong type sets broken: the rest cannot be framed, so
+// the whole call fails.
+type flatReply struct {
+	v      []any
+	at     int
+	broken error
+}
+
+func (r *flatReply) next() any {
+	if r.at >= len(r.v) {
+		if r.broken == nil {
+			r.broken = errors.New("reply cut short")
 		}
+		return nil
 	}
-	if err != nil || len(r) != 5 {
-		return ReserveResult{}, fmt.Errorf("reserve %q: unexpected reply %v (%v)", req.ID, v, err)
+	r.at++
+	return r.v[r.at-1]
+}
+
+func (r *flatReply) int(what string) int64 {
+	n, err := replyInt(r.next(), what)
+	if err != nil && r.broken == nil {
+		r.broken = err
 	}
-	code, err1 := replyInt(r[0], "reserve code")
-	denied, err2 := replyInt(r[1], "reserve denied")
-	expiresMS, err3 := replyInt(r[2], "reserve expiry")
-	missing, err4 := replySlice(r[3], "reserve missing")
-	states, err5 := replySlice(r[4], "reserve states")
-	if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-		return ReserveResult{}, fmt.Errorf("reserve %q: %w", req.ID, err)
+	return n
+}
+
+// list reads a count, at most limit, and that many values.
+func (r *flatReply) list(what string, limit int) []any {
+	k := r.int(what + " count")
+	if k < 0 || k > int64(limit) || k > int64(len(r.v)-r.at) {
+		if r.broken == nil {
+			r.broken = fmt.Errorf("%s: bad count %d", what, k)
+		}
+		return nil
+	}
+	out := r.v[r.at : r.at+int(k)]
+	r.at += int(k)
+	return out
+}
+
+// decodeReserveReply reads one request's part of the flat reply: code,
+// denied, expires_ms, #missing, missing..., #states, states..., or -1,
+// message for a request that raised an error.
+func decodeReserveReply(r *flatReply, req ReserveRequest) (ReserveResult, error) {
+	n := len(req.Counters)
+	code := r.int("reserve code")
+	if code == -1 {
+		msg, _ := r.next().(string)
+		return ReserveResult{}, fmt.Errorf("reserve %q: %s", req.ID, msg)
+	}
+	denied := r.int("reserve denied")
+	expiresMS := r.int("reserve expiry")
+	missing := r.list("reserve missing", n)
+	states := r.list("reserve states", 2*n)
+	if r.broken != nil {
+		return ReserveResult{}, r.broken
 	}
 	res := ReserveResult{Denied: -1, States: make([]State, n)}
 	for _, m := range missing {
@@ -227,4 +275,21 @@ func decodeReserveReply(v any, req ReserveRequest) (ReserveResult, error) {
 		return res, nil
 	}
 	return ReserveResult{}, fmt.Errorf("reserve %q: unknown code %d", req.ID, code)
+}
+
+// undoBatch releases the reservations a batch made in a step that turned
+// out lost or fenced, and fails every request of it with guard.
+func (s *Store) undoBatch(ctx context.Context, reqs []ReserveRequest, idx []int, out []ReserveBatchResult, guard error) {
+	for _, i := range idx {
+		if out[i].Err == nil && out[i].Admitted {
+			keys := make([]string, len(reqs[i].Counters))
+			for j, c := range reqs[i].Counters {
+				keys[j] = c.Key
+			}
+			if _, err := s.Release(ctx, reqs[i].ID, keys); err != nil {
+				guard = errors.Join(guard, err)
+			}
+		}
+		out[i] = ReserveBatchResult{Err: guard}
+	}
 }

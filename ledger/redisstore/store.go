@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -16,16 +17,43 @@ import (
 // (*redis.ClusterClient). Redis must be 7.0 or later (PEXPIRETIME, ZMSCORE)
 // with maxmemory-policy noeviction. It is safe for concurrent use.
 type Store struct {
-	rdb     redis.UniversalClient
-	cluster bool
+	rdb       redis.UniversalClient
+	cluster   bool
+	lossFence bool
 }
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithLossFence makes Reserve and ReserveBatch refuse, with ErrLost or
+// ErrFenced, when Redis has lost its data or admission is fenced after such
+// a loss (fence.go), checked atomically with the reservation. The budget
+// service sets it; single-node Redis only (the check is a MULTI across the
+// epoch key and the counters, which Cluster cannot run across slots).
+func WithLossFence() Option { return func(s *Store) { s.lossFence = true } }
 
 // New returns a Store on rdb. A *redis.ClusterClient makes every multi-
 // counter call run slot group by slot group (see Reserve); *redis.Ring is not
 // supported (its shards do not follow hash slots).
-func New(rdb redis.UniversalClient) *Store {
+func New(rdb redis.UniversalClient, opts ...Option) *Store {
 	_, cluster := rdb.(*redis.ClusterClient)
-	return &Store{rdb: rdb, cluster: cluster}
+	s := &Store{rdb: rdb, cluster: cluster}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.cluster {
+		s.lossFence = false
+	}
+	return s
+}
+
+// runReserve runs a reservation script, guarded by the loss fence when the
+// Store has one.
+func (s *Store) runReserve(ctx context.Context, script *redis.Script, keys []string, args ...any) (any, error) {
+	if !s.lossFence {
+		return script.Run(ctx, s.rdb, keys, args...).Result()
+	}
+	return s.guarded(ctx, script, keys, args...)
 }
 
 // ErrInvalid is wrapped by every error about a caller's argument.

@@ -56,6 +56,9 @@ type Lookup interface {
 	// (scope.Identity.Scopes); each Budget's Window() names its counter
 	// with scope.CounterKey.
 	BudgetsFor(ctx context.Context, scopes []scope.Scope) ([]store.Budget, error)
+	// Blocked returns the first of principals (the request's end user and
+	// tags) that is blocked; ok false if none is.
+	Blocked(ctx context.Context, principals []scope.Scope) (blocked scope.Scope, ok bool, err error)
 }
 
 // Service is one budget service instance.

@@ -8,6 +8,12 @@
 // uses a cap (the catalog's max output tokens unless configured), and the
 // bound holds only as far as the upstream respects that cap.
 //
+// A request is refused (PermissionDenied, naming it) before anything is
+// read from Redis when its key is refused (store.AuthKey.Refusal), or its
+// end user or one of its tags (its own or its key's) is blocked. The
+// blocked flags come from the cross-instance cache, so blocking and
+// unblocking take effect on every instance at once.
+//
 // Provider and deployment budgets filter the candidates instead of reserving:
 // a request names several deployments and uses one, so reserving on all of
 // them would starve the others. Their spend is settled on the served
@@ -48,10 +54,13 @@ import (
 	"github.com/spendledger/spendledger/services/budget/internal/store"
 )
 
-// Budgets is where admission finds keys and budgets: the cross-instance cache.
+// Budgets is where admission finds keys, budgets and blocked principals: the
+// cross-instance cache.
 type Budgets interface {
 	BudgetsFor(ctx context.Context, scopes []scope.Scope) ([]store.Budget, error)
 	KeyByID(ctx context.Context, id string) (store.AuthKey, error)
+	// Blocked returns the first of principals that is blocked.
+	Blocked(ctx context.Context, principals []scope.Scope) (blocked scope.Scope, ok bool, err error)
 }
 
 // Policy is what admission does when Redis cannot answer.

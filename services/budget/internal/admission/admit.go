@@ -19,15 +19,17 @@ import (
 	"github.com/spendledger/spendledger/services/internal/protoconv"
 )
 
-// counter is one budget in the window of the request.
+// counter is one budget in the window of the request. The budget is shared
+// with the slice BudgetsFor returned (a Budget is a few hundred bytes, and
+// every request copies several).
 type counter struct {
-	budget store.Budget
+	budget *store.Budget
 	key    string
 	start  time.Time
 	end    time.Time
 }
 
-func counterFor(b store.Budget, at time.Time) counter {
+func counterFor(b *store.Budget, at time.Time) counter {
 	w := b.Window()
 	k := w.Index(at)
 	start, end := w.Bounds(k)
@@ -65,6 +67,9 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 		ident.Tags = append(slices.Clone(ident.Tags), k.Tags...)
 	}
 	reqScopes := ident.Scopes()
+	if err := a.refuseBlocked(ctx, reqScopes); err != nil {
+		return nil, err
+	}
 
 	cands := make([]*candidate, len(m.GetCandidates()))
 	all := slices.Clone(reqScopes)
@@ -332,20 +337,24 @@ func (a *Admitter) redisDown(ctx context.Context, m *budgetv1.AdmitRequest, cs [
 
 // split sorts budgets into the request's counters and, for candidates, the
 // counters by scope.
+//
+// It runs on every request: the scope lists are short (one request's), so
+// a scan beats building a set, and the candidates' map is made only when a
+// provider or deployment budget exists.
 func split(budgets []store.Budget, reqScopes []scope.Scope, now time.Time) ([]counter, map[scope.Scope][]counter) {
-	isReq := make(map[scope.Scope]bool, len(reqScopes))
-	for _, s := range reqScopes {
-		isReq[s] = true
-	}
-	var req []counter
-	byScope := map[scope.Scope][]counter{}
-	for _, b := range budgets {
+	req := make([]counter, 0, len(budgets))
+	var byScope map[scope.Scope][]counter
+	for i := range budgets {
+		b := &budgets[i]
 		c := counterFor(b, now)
-		if isReq[b.Scope] {
+		if slices.Contains(reqScopes, b.Scope) {
 			req = append(req, c)
-		} else {
-			byScope[b.Scope] = append(byScope[b.Scope], c)
+			continue
 		}
+		if byScope == nil {
+			byScope = map[scope.Scope][]counter{}
+		}
+		byScope[b.Scope] = append(byScope[b.Scope], c)
 	}
 	return req, byScope
 }
@@ -458,6 +467,36 @@ func usable(k store.AuthKey, group string, now time.Time) error {
 		return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("key %s may not call model group %q (allowed: %s)", k.AliasHint, group, strings.Join(k.Models, ", ")))
 	}
 	return nil
+}
+
+// refuseBlocked refuses a request whose end user, or one of whose tags (the
+// request's or its key's), is blocked: PermissionDenied naming it, as a
+// blocked key, team, user or org is refused (usable). The flags come from
+// the cache, which every instance keeps in step with LISTEN/NOTIFY, so
+// blocking and unblocking take effect at once everywhere.
+func (a *Admitter) refuseBlocked(ctx context.Context, scopes []scope.Scope) error {
+	var principals []scope.Scope
+	for _, s := range scopes {
+		if s.Kind == scope.KindEndUser || s.Kind == scope.KindTag {
+			principals = append(principals, s)
+		}
+	}
+	if len(principals) == 0 {
+		return nil
+	}
+	p, blocked, err := a.cfg.Budgets.Blocked(ctx, principals)
+	if err != nil {
+		return connect.NewError(connect.CodeUnavailable, fmt.Errorf("read blocked end users and tags: %w", err))
+	}
+	if !blocked {
+		return nil
+	}
+	a.metrics.decisions.WithLabelValues("blocked").Inc()
+	what := "end user"
+	if p.Kind == scope.KindTag {
+		what = "tag"
+	}
+	return connect.NewError(connect.CodePermissionDenied, fmt.Errorf("%s %q is blocked", what, p.ID))
 }
 
 func deny(d *budgetv1.Denial) *connect.Response[budgetv1.AdmitResponse] {

@@ -18,8 +18,8 @@ func (a *Admitter) Spend(ctx context.Context, budgets []store.Budget, at time.Ti
 		return nil, nil
 	}
 	keys := make([]string, len(budgets))
-	for i, b := range budgets {
-		keys[i] = counterFor(b, at).key
+	for i := range budgets {
+		keys[i] = counterFor(&budgets[i], at).key
 	}
 	states, err := a.read(ctx, keys)
 	if err != nil {

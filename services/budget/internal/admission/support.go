@@ -83,7 +83,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "budget_admissions_total",
-			Help: "Admission decisions: admitted, denied, unpriced, no_candidate, invalid, failed_closed, last_known.",
+			Help: "Admission decisions: admitted, denied, unpriced, no_candidate, blocked, invalid, failed_closed, last_known.",
 		}, []string{"decision"}),
 		redisFaults: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "budget_redis_faults_total", Help: "Admissions that could not reach Redis (see the decision for the policy applied).",

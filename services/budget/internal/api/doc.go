@@ -16,7 +16,9 @@
 //     users).
 //   - Unauthenticated: Authenticate with an unknown key hash.
 //   - PermissionDenied: Authenticate with a blocked or expired key, or a key
-//     whose team, user or org is blocked.
+//     whose team, user or org is blocked; Admit the same, or for a model
+//     group the key may not call, or naming a blocked end user or tag (the
+//     request's or its key's).
 //   - Unavailable: Postgres (or, once wired, the spend reader) is down.
 //   - Unimplemented: Admit and Release until an Admitter is wired.
 //

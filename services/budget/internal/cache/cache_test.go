@@ -19,6 +19,7 @@ import (
 type counting struct {
 	*memstore.Store
 	budgetReads, keyReads atomic.Int64
+	principalReads        atomic.Int64
 	during                func()
 }
 
@@ -29,6 +30,11 @@ func (c *counting) BudgetsFor(ctx context.Context, s []scope.Scope) ([]store.Bud
 		c.during()
 	}
 	return bs, err
+}
+
+func (c *counting) GetPrincipal(ctx context.Context, k scope.Kind, id string) (store.Principal, error) {
+	c.principalReads.Add(1)
+	return c.Store.GetPrincipal(ctx, k, id)
 }
 
 func (c *counting) KeyByHash(ctx context.Context, h string) (store.AuthKey, error) {

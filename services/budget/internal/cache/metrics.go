@@ -14,7 +14,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "budget_cache_lookups_total",
-			Help: "Cache lookups by map (budgets per scope, keys) and result (hit, miss).",
+			Help: "Cache lookups by map (budgets per scope, keys, principals: blocked end users and tags) and result (hit, miss).",
 		}, []string{"map", "result"}),
 		invalidations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "budget_cache_invalidations_total",
