@@ -28,6 +28,9 @@
 //	-threshold-webhook-url (BUDGET_THRESHOLD_WEBHOOK_URL)  http(s) URL POSTed each crossed soft
 //	                              threshold (JSON, Idempotency-Key header); default none
 //	-threshold-webhook-timeout (BUDGET_THRESHOLD_WEBHOOK_TIMEOUT)  one webhook call's limit; default 10s
+//	-loss-fence-hold (BUDGET_LOSS_FENCE_HOLD)  after a Redis data loss, the least time admission
+//	                              against budgets stays fenced (then until the pipeline is drained);
+//	                              default the reservation TTL
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -45,6 +48,7 @@ import (
 	"github.com/spendledger/spendledger/ledger/redisstore"
 	"github.com/spendledger/spendledger/migrations"
 	"github.com/spendledger/spendledger/services/budget/budgetsvc"
+	"github.com/spendledger/spendledger/services/budget/internal/fence"
 	"github.com/spendledger/spendledger/services/internal/catalogfile"
 	"github.com/spendledger/spendledger/services/internal/envflag"
 	"github.com/spendledger/spendledger/services/internal/serve"
@@ -75,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	batchInFlight := fs.Int("reserve-batch-inflight", "BUDGET_RESERVE_BATCH_INFLIGHT", 2, "group-commit script calls in flight at once")
 	thresholdInterval := fs.Duration("threshold-interval", "BUDGET_THRESHOLD_INTERVAL", 5*time.Second, "how often settled spend is checked against soft thresholds")
 	webhookURL := fs.String("threshold-webhook-url", "BUDGET_THRESHOLD_WEBHOOK_URL", "", "http(s) URL to POST each crossed soft threshold to (JSON); empty: events only")
+	fenceHold := fs.Duration("loss-fence-hold", "BUDGET_LOSS_FENCE_HOLD", 0, "after a Redis data loss, the least time admission against budgets stays fenced; 0 is the reservation TTL")
 	webhookTimeout := fs.Duration("threshold-webhook-timeout", "BUDGET_THRESHOLD_WEBHOOK_TIMEOUT", 10*time.Second, "time limit of one webhook call")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
@@ -111,9 +116,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if *batchSize < 1 || *batchInFlight < 1 {
 		return fmt.Errorf("-reserve-batch and -reserve-batch-inflight must be at least 1")
 	}
-	counters := redisstore.New(rdb)
+	if *fenceHold < 0 {
+		return fmt.Errorf("-loss-fence-hold must not be negative")
+	}
+	if *fenceHold == 0 {
+		*fenceHold = *reservationTTL
+	}
+	counters := redisstore.New(rdb, redisstore.WithLossFence())
+	guard := &fence.Guard{DB: pool, Redis: counters, Hold: *fenceHold, Drained: fence.PipelineDrained(stream, pool),
+		Now: time.Now, Log: log, Metrics: fence.NewMetrics(srv.Registry)}
 	admit, err := budgetsvc.AdmissionConfig{
-		Redis: counters, DB: pool, Catalog: catalog,
+		Redis: counters, DB: pool, Catalog: catalog, RecoverLoss: guard.Recover,
 		ReservationTTL: *reservationTTL, MaxTokensCap: int64(*maxTokensCap),
 		RedisFaultPolicy: *faultPolicy,
 		ReserveBatch: budgetsvc.BatchConfig{
@@ -162,6 +175,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			log.Error("budget cache listener stopped", "err", err)
 		}
 	}()
+	// The fence's table comes with the migrations too.
+	fenceDone := make(chan struct{})
+	go func() {
+		defer close(fenceDone)
+		select {
+		case <-migrated:
+			guard.Run(bgCtx, time.Second)
+		case <-bgCtx.Done():
+		}
+	}()
 	// The watcher's table comes with the migrations.
 	watcherDone := make(chan struct{})
 	go func() {
@@ -176,5 +199,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	stopBackground()
 	<-cacheDone
 	<-watcherDone
+	<-fenceDone
 	return err
 }

@@ -1,6 +1,7 @@
 package budgetsvc
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -39,6 +40,9 @@ type AdmissionConfig struct {
 	Log          *slog.Logger
 	// Registerer receives admission's metrics; nil records none.
 	Registerer prometheus.Registerer
+	// RecoverLoss records a Redis data loss when the Store (built
+	// WithLossFence) reports one; nil leaves ErrLost a Redis fault.
+	RecoverLoss func(context.Context) error
 	// Now is the clock that picks budget windows; nil is time.Now. Tests
 	// inject it to cross a window boundary without waiting.
 	Now func() time.Time
@@ -68,7 +72,7 @@ func (cfg AdmissionConfig) Admission() (func(Lookup) (api.Admitter, api.SpendRea
 		a := admission.New(admission.Config{
 			Budgets: l, Redis: cfg.Redis, DB: cfg.DB, Catalog: cfg.Catalog,
 			ReservationTTL: cfg.ReservationTTL, MaxTokensCap: cfg.MaxTokensCap,
-			OnRedisDown: policy, Batch: cfg.ReserveBatch,
+			OnRedisDown: policy, Batch: cfg.ReserveBatch, RecoverLoss: cfg.RecoverLoss,
 			Log: cfg.Log, Registerer: cfg.Registerer, Now: cfg.Now,
 		})
 		return a, a

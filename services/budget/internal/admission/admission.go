@@ -99,6 +99,9 @@ type Config struct {
 	// DefaultMaxTokens.
 	MaxTokensCap int64
 	OnRedisDown  Policy
+	// RecoverLoss, when set, records a Redis data loss (the Store reports
+	// redisstore.ErrLost; internal/fence) so that admission can go on, fenced.
+	RecoverLoss func(context.Context) error
 	// Batch tunes the group commit of Reserve calls (batch.go).
 	Batch      BatchConfig
 	Log        *slog.Logger
@@ -186,6 +189,14 @@ func (a *Admitter) reserve(ctx context.Context, req redisstore.ReserveRequest) (
 			res, err = a.batch.reserve(ctx, req)
 		} else {
 			res, err = a.cfg.Redis.Reserve(ctx, req)
+		}
+		if errors.Is(err, redisstore.ErrLost) && a.cfg.RecoverLoss != nil {
+			// Redis lost its data: record it (which fences admission
+			// until in-flight spend has landed), then ask again.
+			if rerr := a.cfg.RecoverLoss(ctx); rerr != nil {
+				return res, errors.Join(err, rerr)
+			}
+			continue
 		}
 		if err != nil || len(res.Missing) == 0 {
 			return res, err
