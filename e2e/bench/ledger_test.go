@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -35,38 +34,21 @@ func benchCost(i int, now time.Time) *eventsv1.CostComputed {
 	key, team := fmt.Sprintf("key-%d", i%64), fmt.Sprintf("team-%d", i%8)
 	day := window.Spec{Duration: window.MustParse("1d"), Calendar: true}
 	nanos := int64(1000 + i%5000)
-	return &eventsv1.CostComputed{
-		EventId: id.String(),
-		Usage: &eventsv1.UsageRecorded{
-			EventId:    id.String(),
-			Identity:   &eventsv1.Identity{KeyId: key, TeamId: team},
-			Route:      &eventsv1.Route{ModelGroup: "gpt-4o", DeploymentId: "d1", Provider: "openai", BackendModel: "openai/gpt-4o"},
-			Tokens:     &eventsv1.TokenCounts{Input: nanos},
-			OccurredAt: timestamppb.New(now),
-			CounterKeys: []string{
-				scope.CounterKey(scope.Scope{Kind: scope.KindKey, ID: key}, window.LifetimeSpec(), 0),
-				scope.CounterKey(scope.Scope{Kind: scope.KindTeam, ID: team}, day, day.Index(now)),
-			},
+	return harness.PricedCost(&eventsv1.UsageRecorded{
+		EventId:    id.String(),
+		Identity:   &eventsv1.Identity{KeyId: key, TeamId: team},
+		Route:      &eventsv1.Route{ModelGroup: "gpt-4o", DeploymentId: "d1", Provider: "openai", BackendModel: "openai/gpt-4o"},
+		Tokens:     &eventsv1.TokenCounts{Input: nanos},
+		OccurredAt: timestamppb.New(now),
+		CounterKeys: []string{
+			scope.CounterKey(scope.Scope{Kind: scope.KindKey, ID: key}, window.LifetimeSpec(), 0),
+			scope.CounterKey(scope.Scope{Kind: scope.KindTeam, ID: team}, day, day.Index(now)),
 		},
-		Components: []*eventsv1.CostComponent{{Name: "input", Tokens: nanos, UnitPrice: "0.000000001",
-			Source: eventsv1.PriceSource_PRICE_SOURCE_CATALOG, ExactCost: "0", CostNanos: nanos}},
-		TotalNanos:     nanos,
-		Status:         eventsv1.PricingStatus_PRICING_STATUS_PRICED,
-		CatalogVersion: "bench",
-	}
+	})
 }
 
 func natsJS(b *testing.B, url string) jetstream.JetStream {
-	nc, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	s, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return s
+	return harness.JetStream(b, url, jetstream.WithPublishAsyncMaxPending(4096))
 }
 
 // BenchmarkLedgerIngest measures the ledger service draining a backlog of

@@ -12,6 +12,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 )
@@ -22,14 +23,14 @@ func TestKeyLifecycle(t *testing.T) {
 	t.Parallel()
 	url, pool := newDB(t)
 	in := newInstance(t, url)
-	c, ctx := in.client, ctxFor(t)
+	c, ctx := in.client, harness.Context(t)
 
-	ok[budgetv1.CreatePrincipalResponse](t, "create team")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "create team")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: teamKind, Id: "team-a", Alias: "Team A", Metadata: map[string]string{"cc": "42"}},
 		Budgets:   []*budgetv1.BudgetSpec{{LimitUsd: "500", Duration: "1mo", CalendarAligned: true}},
 	})))
 	expires := time.Now().Add(24 * time.Hour).Truncate(time.Microsecond)
-	created := ok[budgetv1.CreateKeyResponse](t, "create key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{
+	created := harness.OK[budgetv1.CreateKeyResponse](t, "create key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{
 		Key: &budgetv1.Key{KeyAlias: "ci-bot", TeamId: "team-a", UserId: "ana", Models: []string{"gpt-4o", "claude-opus-4-6"},
 			Tags: []string{"prod", "batch"}, Metadata: map[string]string{"owner": "ana"}, ExpiresAt: timestamppb.New(expires)},
 		Budgets: []*budgetv1.BudgetSpec{
@@ -43,13 +44,13 @@ func TestKeyLifecycle(t *testing.T) {
 	}
 
 	sum := sha256.Sum256([]byte(created.ClearKey))
-	auth := ok[budgetv1.AuthenticateResponse](t, "authenticate")(c.Authenticate(ctx, req(&budgetv1.AuthenticateRequest{KeyHash: hex.EncodeToString(sum[:])})))
+	auth := harness.OK[budgetv1.AuthenticateResponse](t, "authenticate")(c.Authenticate(ctx, req(&budgetv1.AuthenticateRequest{KeyHash: hex.EncodeToString(sum[:])})))
 	if auth.Key.KeyId != k.KeyId || auth.Key.TeamId != "team-a" || !auth.Key.ExpiresAt.AsTime().Equal(expires) ||
 		!slices.Equal(auth.Key.Tags, []string{"batch", "prod"}) || auth.Key.Metadata["owner"] != "ana" {
 		t.Fatalf("authenticated key %v", auth.Key)
 	}
 
-	got := ok[budgetv1.GetKeyResponse](t, "get key")(c.GetKey(ctx, req(&budgetv1.GetKeyRequest{KeyId: k.KeyId})))
+	got := harness.OK[budgetv1.GetKeyResponse](t, "get key")(c.GetKey(ctx, req(&budgetv1.GetKeyRequest{KeyId: k.KeyId})))
 	var limits []int64
 	for _, b := range got.Budgets {
 		limits = append(limits, b.LimitNanos)
@@ -65,21 +66,21 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Errorf("lifetime budget has a reset time %v", got.Budgets[1].ResetsAt)
 	}
 
-	upd := ok[budgetv1.UpdateKeyResponse](t, "update key")(c.UpdateKey(ctx, req(&budgetv1.UpdateKeyRequest{
+	upd := harness.OK[budgetv1.UpdateKeyResponse](t, "update key")(c.UpdateKey(ctx, req(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: k.KeyId, Models: []string{"gpt-4o-mini"}, KeyAlias: "not-applied"}, UpdateFields: []string{"models"}})))
 	if !slices.Equal(upd.Key.Models, []string{"gpt-4o-mini"}) || upd.Key.KeyAlias != "ci-bot" {
 		t.Fatalf("updated key %v", upd.Key)
 	}
 
-	second := ok[budgetv1.CreateKeyResponse](t, "second key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{UserId: "ana"}})))
-	list := ok[budgetv1.ListKeysResponse](t, "list team keys")(c.ListKeys(ctx, req(&budgetv1.ListKeysRequest{TeamId: "team-a"})))
+	second := harness.OK[budgetv1.CreateKeyResponse](t, "second key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{UserId: "ana"}})))
+	list := harness.OK[budgetv1.ListKeysResponse](t, "list team keys")(c.ListKeys(ctx, req(&budgetv1.ListKeysRequest{TeamId: "team-a"})))
 	if len(list.Keys) != 1 || list.Keys[0].KeyId != k.KeyId {
 		t.Fatalf("team keys %v", list.Keys)
 	}
 	var paged []string
 	tok := ""
 	for range 3 {
-		r := ok[budgetv1.ListKeysResponse](t, "list user keys")(c.ListKeys(ctx, req(&budgetv1.ListKeysRequest{UserId: "ana", PageSize: 1, PageToken: tok})))
+		r := harness.OK[budgetv1.ListKeysResponse](t, "list user keys")(c.ListKeys(ctx, req(&budgetv1.ListKeysRequest{UserId: "ana", PageSize: 1, PageToken: tok})))
 		for _, x := range r.Keys {
 			paged = append(paged, x.KeyId)
 		}
@@ -91,16 +92,16 @@ func TestKeyLifecycle(t *testing.T) {
 		t.Fatalf("paged user keys %v; want both in creation order", paged)
 	}
 
-	ok[budgetv1.UpdateKeyResponse](t, "block")(c.UpdateKey(ctx, req(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](t, "block")(c.UpdateKey(ctx, req(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: k.KeyId, Blocked: true}, UpdateFields: []string{"blocked"}})))
 	_, err := c.Authenticate(ctx, req(&budgetv1.AuthenticateRequest{KeyHash: hex.EncodeToString(sum[:])}))
-	wantCode(t, "authenticate a blocked key", err, connect.CodePermissionDenied)
+	harness.WantCode(t, "authenticate a blocked key", err, connect.CodePermissionDenied)
 
-	ok[budgetv1.DeleteKeyResponse](t, "delete")(c.DeleteKey(ctx, req(&budgetv1.DeleteKeyRequest{KeyId: k.KeyId})))
+	harness.OK[budgetv1.DeleteKeyResponse](t, "delete")(c.DeleteKey(ctx, req(&budgetv1.DeleteKeyRequest{KeyId: k.KeyId})))
 	_, err = c.GetKey(ctx, req(&budgetv1.GetKeyRequest{KeyId: k.KeyId}))
-	wantCode(t, "get a deleted key", err, connect.CodeNotFound)
+	harness.WantCode(t, "get a deleted key", err, connect.CodeNotFound)
 	_, err = c.Authenticate(ctx, req(&budgetv1.AuthenticateRequest{KeyHash: hex.EncodeToString(sum[:])}))
-	wantCode(t, "authenticate a deleted key", err, connect.CodeUnauthenticated)
+	harness.WantCode(t, "authenticate a deleted key", err, connect.CodeUnauthenticated)
 	if n := count(t, pool, `SELECT count(*) FROM budgets WHERE scope_id = $1`, k.KeyId); n != 0 {
 		t.Fatalf("%d budgets of the deleted key remain", n)
 	}
@@ -115,9 +116,9 @@ func TestClearKeyIsNeverStored(t *testing.T) {
 	url, pool := newDB(t)
 	in := newInstance(t, url)
 	for _, clear := range []string{"", "sk-caller-chosen-key-0123456789"} {
-		r := ok[budgetv1.CreateKeyResponse](t, "create key")(in.client.CreateKey(ctxFor(t), req(&budgetv1.CreateKeyRequest{ClearKey: clear})))
+		r := harness.OK[budgetv1.CreateKeyResponse](t, "create key")(in.client.CreateKey(harness.Context(t), req(&budgetv1.CreateKeyRequest{ClearKey: clear})))
 		var row, hash string
-		if err := pool.QueryRow(ctxFor(t), `SELECT row_to_json(k)::text, key_hash FROM virtual_keys k WHERE key_id = $1`, r.Key.KeyId).Scan(&row, &hash); err != nil {
+		if err := pool.QueryRow(harness.Context(t), `SELECT row_to_json(k)::text, key_hash FROM virtual_keys k WHERE key_id = $1`, r.Key.KeyId).Scan(&row, &hash); err != nil {
 			t.Fatal(err)
 		}
 		secret := strings.TrimPrefix(r.ClearKey, "sk-")
@@ -137,16 +138,16 @@ func TestErrorsMapToCodes(t *testing.T) {
 	t.Parallel()
 	url, _ := newDB(t)
 	in := newInstance(t, url)
-	c, ctx := in.client, ctxFor(t)
+	c, ctx := in.client, harness.Context(t)
 	in.createTeam(t, "t1")
-	ok[budgetv1.CreatePrincipalResponse](t, "org")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "org")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_ORG, Id: "o1"}})))
-	ok[budgetv1.CreateKeyResponse](t, "key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{
+	harness.OK[budgetv1.CreateKeyResponse](t, "key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "k1", KeyAlias: "alias-1", TeamId: "t1"}, ClearKey: "sk-duplicate-me-0123456789"})))
 
 	call := func(what string, want connect.Code, f func() error) {
 		t.Helper()
-		wantCode(t, what, f(), want)
+		harness.WantCode(t, what, f(), want)
 	}
 	call("duplicate key id", connect.CodeAlreadyExists, func() error {
 		_, err := c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{KeyId: "k1"}}))
@@ -194,7 +195,7 @@ func TestErrorsMapToCodes(t *testing.T) {
 		_, err := c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: teamKind, Id: "t1"}))
 		return err
 	})
-	ok[budgetv1.CreatePrincipalResponse](t, "team in org")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "team in org")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: teamKind, Id: "t3", OrgId: "o1"}})))
 	call("delete an org with teams", connect.CodeFailedPrecondition, func() error {
 		_, err := c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_ORG, Id: "o1"}))
@@ -266,7 +267,7 @@ func TestBudgetsRoundTripExactly(t *testing.T) {
 	var nanos int64
 	var dur string
 	var thresholds []string
-	if err := pool.QueryRow(ctxFor(t), `SELECT limit_nanos, duration, soft_thresholds FROM budgets WHERE budget_id = $1`,
+	if err := pool.QueryRow(harness.Context(t), `SELECT limit_nanos, duration, soft_thresholds FROM budgets WHERE budget_id = $1`,
 		a.Spec.BudgetId).Scan(&nanos, &dur, &thresholds); err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +278,7 @@ func TestBudgetsRoundTripExactly(t *testing.T) {
 		t.Fatalf("rolling anchor %v; want the creation second", anchor)
 	}
 	// The tag was created implicitly.
-	ok[budgetv1.GetPrincipalResponse](t, "implicit tag")(in.client.GetPrincipal(ctxFor(t), req(&budgetv1.GetPrincipalRequest{
+	harness.OK[budgetv1.GetPrincipalResponse](t, "implicit tag")(in.client.GetPrincipal(harness.Context(t), req(&budgetv1.GetPrincipalRequest{
 		Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_TAG, Id: "prod"})))
 
 	time.Sleep(1100 * time.Millisecond) // a new second, so a moved anchor would show
@@ -293,11 +294,11 @@ func TestBudgetsRoundTripExactly(t *testing.T) {
 	if life.Spec.Duration != "" || life.Spec.CalendarAligned || life.LimitNanos != 0 {
 		t.Fatalf("lifetime budget %v", life)
 	}
-	list := ok[budgetv1.ListBudgetsResponse](t, "list")(in.client.ListBudgets(ctxFor(t), req(&budgetv1.ListBudgetsRequest{Scope: tag})))
+	list := harness.OK[budgetv1.ListBudgetsResponse](t, "list")(in.client.ListBudgets(harness.Context(t), req(&budgetv1.ListBudgetsRequest{Scope: tag})))
 	if len(list.Budgets) != 2 {
 		t.Fatalf("%d budgets on the tag; want 2 (daily, lifetime)", len(list.Budgets))
 	}
-	ok[budgetv1.DeleteBudgetResponse](t, "delete")(in.client.DeleteBudget(ctxFor(t), req(&budgetv1.DeleteBudgetRequest{BudgetId: life.Spec.BudgetId})))
+	harness.OK[budgetv1.DeleteBudgetResponse](t, "delete")(in.client.DeleteBudget(harness.Context(t), req(&budgetv1.DeleteBudgetRequest{BudgetId: life.Spec.BudgetId})))
 	if n := count(t, pool, `SELECT count(*) FROM budgets`); n != 1 {
 		t.Fatalf("%d budgets after delete; want 1", n)
 	}
@@ -309,8 +310,8 @@ func TestDeletingOwnersCascades(t *testing.T) {
 	t.Parallel()
 	url, pool := newDB(t)
 	in := newInstance(t, url)
-	c, ctx := in.client, ctxFor(t)
-	ok[budgetv1.CreatePrincipalResponse](t, "end user")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
+	c, ctx := in.client, harness.Context(t)
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "end user")(c.CreatePrincipal(ctx, req(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: endUserKind, Id: "cust-9"},
 		Budgets: []*budgetv1.BudgetSpec{
 			{LimitUsd: "5", Duration: "1d"},
@@ -319,11 +320,11 @@ func TestDeletingOwnersCascades(t *testing.T) {
 	})))
 	in.setBudget(t, &budgetv1.BudgetSpec{Scope: scopeOf(eventsv1.ScopeKind_SCOPE_KIND_END_USER_MODEL, "cust-9", "claude-opus-4-6"), LimitUsd: "2"})
 	in.setBudget(t, &budgetv1.BudgetSpec{Scope: scopeOf(eventsv1.ScopeKind_SCOPE_KIND_END_USER, "cust-10", ""), LimitUsd: "2"})
-	got := ok[budgetv1.GetPrincipalResponse](t, "get")(c.GetPrincipal(ctx, req(&budgetv1.GetPrincipalRequest{Kind: endUserKind, Id: "cust-9"})))
+	got := harness.OK[budgetv1.GetPrincipalResponse](t, "get")(c.GetPrincipal(ctx, req(&budgetv1.GetPrincipalRequest{Kind: endUserKind, Id: "cust-9"})))
 	if len(got.Budgets) != 3 {
 		t.Fatalf("%d budgets on cust-9; want 3", len(got.Budgets))
 	}
-	ok[budgetv1.DeletePrincipalResponse](t, "delete")(c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: endUserKind, Id: "cust-9"})))
+	harness.OK[budgetv1.DeletePrincipalResponse](t, "delete")(c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: endUserKind, Id: "cust-9"})))
 	if n := count(t, pool, `SELECT count(*) FROM budgets WHERE scope_id = 'cust-9'`); n != 0 {
 		t.Fatalf("%d budgets of the deleted end user remain", n)
 	}
@@ -331,9 +332,9 @@ func TestDeletingOwnersCascades(t *testing.T) {
 		t.Fatal("another end user's budget was deleted")
 	}
 	// A user with keys cannot be deleted until the keys are gone.
-	k := ok[budgetv1.CreateKeyResponse](t, "key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{UserId: "ana"}})))
+	k := harness.OK[budgetv1.CreateKeyResponse](t, "key")(c.CreateKey(ctx, req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{UserId: "ana"}})))
 	_, err := c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: userKind, Id: "ana"}))
-	wantCode(t, "delete a user with keys", err, connect.CodeFailedPrecondition)
-	ok[budgetv1.DeleteKeyResponse](t, "delete key")(c.DeleteKey(ctx, req(&budgetv1.DeleteKeyRequest{KeyId: k.Key.KeyId})))
-	ok[budgetv1.DeletePrincipalResponse](t, "delete user")(c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: userKind, Id: "ana"})))
+	harness.WantCode(t, "delete a user with keys", err, connect.CodeFailedPrecondition)
+	harness.OK[budgetv1.DeleteKeyResponse](t, "delete key")(c.DeleteKey(ctx, req(&budgetv1.DeleteKeyRequest{KeyId: k.Key.KeyId})))
+	harness.OK[budgetv1.DeletePrincipalResponse](t, "delete user")(c.DeletePrincipal(ctx, req(&budgetv1.DeletePrincipalRequest{Kind: userKind, Id: "ana"})))
 }

@@ -10,6 +10,7 @@ import (
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	"github.com/spendledger/spendledger/ledger/money"
@@ -20,7 +21,7 @@ import (
 // limitOn reads the limits on s through in's cache, in dollars.
 func (in *instance) limitOn(t *testing.T, s scope.Scope) string {
 	t.Helper()
-	bs, err := in.svc.Cache.BudgetsFor(ctxFor(t), []scope.Scope{s})
+	bs, err := in.svc.Cache.BudgetsFor(harness.Context(t), []scope.Scope{s})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +43,9 @@ func (in *instance) limitOn(t *testing.T, s scope.Scope) string {
 func proveCached(t *testing.T, in *instance, pool *pgxpool.Pool, s scope.Scope) string {
 	t.Helper()
 	var cached string
-	eventually(t, 5*time.Second, "cached", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "cached", func() (bool, string) {
 		before := in.limitOn(t, s)
-		if _, err := pool.Exec(ctxFor(t), `UPDATE budgets SET limit_nanos = limit_nanos + 1
+		if _, err := pool.Exec(harness.Context(t), `UPDATE budgets SET limit_nanos = limit_nanos + 1
 			WHERE scope_kind = $1 AND scope_id = $2 AND model_group = $3`, s.Kind.String(), s.ID, s.ModelGroup); err != nil {
 			t.Fatal(err)
 		}
@@ -65,7 +66,7 @@ func TestRaisedLimitReachesEveryInstance(t *testing.T) {
 	team := scope.Scope{Kind: scope.KindTeam, ID: "t1"}
 	spec := &budgetv1.BudgetSpec{Scope: scopeOf(eventsv1.ScopeKind_SCOPE_KIND_TEAM, "t1", ""), LimitUsd: "10", Duration: "1d"}
 	a.setBudget(t, spec)
-	eventually(t, 5*time.Second, "B sees the new budget", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "B sees the new budget", func() (bool, string) {
 		got := b.limitOn(t, team)
 		return got == "10", got
 	})
@@ -74,7 +75,7 @@ func TestRaisedLimitReachesEveryInstance(t *testing.T) {
 
 	spec.LimitUsd = "25"
 	a.setBudget(t, spec)
-	eventually(t, 5*time.Second, "B sees the raised limit", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "B sees the raised limit", func() (bool, string) {
 		got := b.limitOn(t, team)
 		return got == "25", got
 	})
@@ -86,9 +87,9 @@ func TestRaisedLimitReachesEveryInstance(t *testing.T) {
 	}
 
 	// Deleting the team's budget: B stops seeing it.
-	list := ok[budgetv1.ListBudgetsResponse](t, "list")(a.client.ListBudgets(ctxFor(t), req(&budgetv1.ListBudgetsRequest{Scope: spec.Scope})))
-	ok[budgetv1.DeleteBudgetResponse](t, "delete")(a.client.DeleteBudget(ctxFor(t), req(&budgetv1.DeleteBudgetRequest{BudgetId: list.Budgets[0].Spec.BudgetId})))
-	eventually(t, 5*time.Second, "B drops the deleted budget", func() (bool, string) {
+	list := harness.OK[budgetv1.ListBudgetsResponse](t, "list")(a.client.ListBudgets(harness.Context(t), req(&budgetv1.ListBudgetsRequest{Scope: spec.Scope})))
+	harness.OK[budgetv1.DeleteBudgetResponse](t, "delete")(a.client.DeleteBudget(harness.Context(t), req(&budgetv1.DeleteBudgetRequest{BudgetId: list.Budgets[0].Spec.BudgetId})))
+	harness.Eventually(t, 5*time.Second, "B drops the deleted budget", func() (bool, string) {
 		got := b.limitOn(t, team)
 		return got == "none", got
 	})
@@ -101,11 +102,11 @@ func TestKeyChangesReachEveryInstance(t *testing.T) {
 	url, pool := newDB(t)
 	a, b := newInstance(t, url), newInstance(t, url)
 	a.createTeam(t, "t1")
-	k := ok[budgetv1.CreateKeyResponse](t, "create key")(a.client.CreateKey(ctxFor(t), req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{TeamId: "t1"}})))
+	k := harness.OK[budgetv1.CreateKeyResponse](t, "create key")(a.client.CreateKey(harness.Context(t), req(&budgetv1.CreateKeyRequest{Key: &budgetv1.Key{TeamId: "t1"}})))
 	sum := sha256.Sum256([]byte(k.ClearKey))
 	hash := hex.EncodeToString(sum[:])
 	authB := func() error {
-		_, err := b.client.Authenticate(ctxFor(t), req(&budgetv1.AuthenticateRequest{KeyHash: hash}))
+		_, err := b.client.Authenticate(harness.Context(t), req(&budgetv1.AuthenticateRequest{KeyHash: hash}))
 		return err
 	}
 	if err := authB(); err != nil {
@@ -114,11 +115,11 @@ func TestKeyChangesReachEveryInstance(t *testing.T) {
 	// B answers from its cache: blocking the key behind the service's back
 	// (no NOTIFY) is not seen. Retried as in proveCached.
 	setBlocked := func(v bool) {
-		if _, err := pool.Exec(ctxFor(t), `UPDATE virtual_keys SET blocked = $1`, v); err != nil {
+		if _, err := pool.Exec(harness.Context(t), `UPDATE virtual_keys SET blocked = $1`, v); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "B's key cached", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "B's key cached", func() (bool, string) {
 		setBlocked(false)
 		if err := authB(); err != nil {
 			return false, err.Error()
@@ -130,27 +131,27 @@ func TestKeyChangesReachEveryInstance(t *testing.T) {
 	setBlocked(false)
 	authIs := func(what string, want connect.Code) {
 		t.Helper()
-		eventually(t, 5*time.Second, what, func() (bool, string) {
+		harness.Eventually(t, 5*time.Second, what, func() (bool, string) {
 			err := authB()
 			return err != nil && connect.CodeOf(err) == want, fmt.Sprint(err)
 		})
 	}
 
-	ok[budgetv1.UpdateKeyResponse](t, "block key")(a.client.UpdateKey(ctxFor(t), req(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](t, "block key")(a.client.UpdateKey(harness.Context(t), req(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: k.Key.KeyId, Blocked: true}, UpdateFields: []string{"blocked"}})))
 	authIs("B refuses the blocked key", connect.CodePermissionDenied)
-	ok[budgetv1.UpdateKeyResponse](t, "unblock key")(a.client.UpdateKey(ctxFor(t), req(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](t, "unblock key")(a.client.UpdateKey(harness.Context(t), req(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: k.Key.KeyId}, UpdateFields: []string{"blocked"}})))
-	eventually(t, 5*time.Second, "B accepts the unblocked key", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "B accepts the unblocked key", func() (bool, string) {
 		err := authB()
 		return err == nil, fmt.Sprint(err)
 	})
 
-	ok[budgetv1.UpdatePrincipalResponse](t, "block team")(a.client.UpdatePrincipal(ctxFor(t), req(&budgetv1.UpdatePrincipalRequest{
+	harness.OK[budgetv1.UpdatePrincipalResponse](t, "block team")(a.client.UpdatePrincipal(harness.Context(t), req(&budgetv1.UpdatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: teamKind, Id: "t1", Blocked: true}, UpdateFields: []string{"blocked"}})))
 	authIs("B refuses a key of the blocked team", connect.CodePermissionDenied)
 
-	ok[budgetv1.DeleteKeyResponse](t, "delete key")(a.client.DeleteKey(ctxFor(t), req(&budgetv1.DeleteKeyRequest{KeyId: k.Key.KeyId})))
+	harness.OK[budgetv1.DeleteKeyResponse](t, "delete key")(a.client.DeleteKey(harness.Context(t), req(&budgetv1.DeleteKeyRequest{KeyId: k.Key.KeyId})))
 	authIs("B refuses the deleted key", connect.CodeUnauthenticated)
 }
 
@@ -165,19 +166,19 @@ func TestLostListenerDropsEverything(t *testing.T) {
 	prov := scope.Scope{Kind: scope.KindProvider, ID: "openai"}
 	b.setBudget(t, &budgetv1.BudgetSpec{Scope: scopeOf(eventsv1.ScopeKind_SCOPE_KIND_PROVIDER, "openai", ""), LimitUsd: "10"})
 	cached := proveCached(t, b, pool, prov)
-	if _, err := pool.Exec(ctxFor(t), `UPDATE budgets SET limit_nanos = $1`, int64(42*money.PerDollar)); err != nil {
+	if _, err := pool.Exec(harness.Context(t), `UPDATE budgets SET limit_nanos = $1`, int64(42*money.PerDollar)); err != nil {
 		t.Fatal(err)
 	}
 	if got := b.limitOn(t, prov); got != cached {
 		t.Fatalf("B read %s; want the cached %s", got, cached)
 	}
-	if _, err := pool.Exec(ctxFor(t), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
+	if _, err := pool.Exec(harness.Context(t), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1`,
 		budgetsvc.ListenerAppName); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "B re-reads after losing its listener", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "B re-reads after losing its listener", func() (bool, string) {
 		got := b.limitOn(t, prov)
 		return got == "42", got
 	})
-	eventually(t, 10*time.Second, "B listens again", func() (bool, string) { return b.svc.Cache.Listening(), "not listening" })
+	harness.Eventually(t, 10*time.Second, "B listens again", func() (bool, string) { return b.svc.Cache.Listening(), "not listening" })
 }

@@ -13,9 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/redis/go-redis/v9"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/spendledger/spendledger/e2e/harness"
@@ -47,9 +45,9 @@ type thresholdEnv struct {
 func newThresholdEnv(t *testing.T) *thresholdEnv {
 	t.Helper()
 	in := harness.StartInfra(t)
-	pool := newPool(t, in.PostgresURL)
+	pool := harness.Pool(t, in.PostgresURL)
 	for _, set := range []migrations.Set{migrations.Ledger, migrations.Budget} {
-		if _, err := migrations.Apply(ctxFor(t), pool, set); err != nil {
+		if _, err := migrations.Apply(harness.Context(t), pool, set); err != nil {
 			t.Fatalf("migrations %s: %v", set, err)
 		}
 	}
@@ -63,9 +61,9 @@ func thresholdEnvOn(t *testing.T, in *harness.Infra, hook *webhookReceiver) *thr
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &thresholdEnv{t: t, in: in, pool: newPool(t, in.PostgresURL), catalog: catalog, store: redisstore.New(newRedis(t, in.RedisURL)),
-		js: newJetStream(t, in.NATSURL), hook: hook}
-	if err := js.EnsureStreams(ctxFor(t), e.js); err != nil {
+	e := &thresholdEnv{t: t, in: in, pool: harness.Pool(t, in.PostgresURL), catalog: catalog, store: redisstore.New(harness.RedisClient(t, in.RedisURL)),
+		js: harness.JetStream(t, in.NATSURL), hook: hook}
+	if err := js.EnsureStreams(harness.Context(t), e.js); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -73,39 +71,14 @@ func thresholdEnvOn(t *testing.T, in *harness.Infra, hook *webhookReceiver) *thr
 
 func (e *thresholdEnv) now() time.Time { return time.Now().Add(time.Duration(e.offset.Load())) }
 
-func newRedis(t *testing.T, url string) *redis.Client {
-	t.Helper()
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
-
-func newJetStream(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // newInstance starts a budget service instance as main assembles it, with
 // its own Postgres pool, Redis client and NATS connection, admission, and
 // a threshold watcher running every 50ms and calling the receiver.
 func (e *thresholdEnv) newInstance() *instance {
 	t := e.t
 	t.Helper()
-	pool := newPool(t, e.in.PostgresURL)
-	counters := redisstore.New(newRedis(t, e.in.RedisURL))
+	pool := harness.Pool(t, e.in.PostgresURL)
+	counters := redisstore.New(harness.RedisClient(t, e.in.RedisURL))
 	admit, err := budgetsvc.AdmissionConfig{Redis: counters, DB: pool, Catalog: e.catalog,
 		ReservationTTL: time.Hour, Now: e.now}.Admission()
 	if err != nil {
@@ -113,7 +86,7 @@ func (e *thresholdEnv) newInstance() *instance {
 	}
 	svc := budgetsvc.New(budgetsvc.Config{Pool: pool, CacheMaxAge: time.Hour, Admission: admit})
 	watcher, err := svc.ThresholdWatcher(budgetsvc.ThresholdConfig{
-		Redis: counters, JetStream: newJetStream(t, e.in.NATSURL), WebhookURL: e.hook.srv.URL,
+		Redis: counters, JetStream: harness.JetStream(t, e.in.NATSURL), WebhookURL: e.hook.srv.URL,
 		Interval: 50 * time.Millisecond, LateWindow: time.Minute, Now: e.now,
 		Backoff: budgetsvc.ThresholdBackoff{Min: 100 * time.Millisecond, Max: 400 * time.Millisecond, GiveUpAfter: time.Hour},
 	})
@@ -137,7 +110,7 @@ func (e *thresholdEnv) newInstance() *instance {
 func (e *thresholdEnv) spend(c budgetv1connect.BudgetServiceClient, key string, cost int64) {
 	e.t.Helper()
 	n := e.seq.Add(1)
-	r := ok[budgetv1.AdmitResponse](e.t, "admit")(c.Admit(ctxFor(e.t), req(&budgetv1.AdmitRequest{
+	r := harness.OK[budgetv1.AdmitResponse](e.t, "admit")(c.Admit(harness.Context(e.t), req(&budgetv1.AdmitRequest{
 		RequestId: fmt.Sprintf("req-%d", n), KeyId: key, ModelGroup: "gpt-4o", PromptTokens: 10, MaxTokens: 10,
 		Candidates: []*budgetv1.Candidate{{DeploymentId: "d1", Provider: "openai", BackendModel: "gpt-4o"}},
 	})))
@@ -145,7 +118,7 @@ func (e *thresholdEnv) spend(c budgetv1connect.BudgetServiceClient, key string, 
 	if a == nil {
 		e.t.Fatalf("denied: %v", r.GetDenied())
 	}
-	res, err := e.store.Apply(ctxFor(e.t), redisstore.Application{
+	res, err := e.store.Apply(harness.Context(e.t), redisstore.Application{
 		EventID: fmt.Sprintf("ev-%d", n), StreamSeq: n, TxID: 1 << 50, Cost: cost,
 		ReservationID: a.ReservationId, Keys: a.CounterKeys,
 	})
@@ -167,7 +140,7 @@ func (e *thresholdEnv) events() []*eventsv1.BudgetThresholdCrossed {
 
 // readEvents is events, with an error while NATS is not answering.
 func (e *thresholdEnv) readEvents() ([]*eventsv1.BudgetThresholdCrossed, error) {
-	ctx := ctxFor(e.t)
+	ctx := harness.Context(e.t)
 	s, err := e.js.Stream(ctx, js.BudgetStream)
 	if err != nil {
 		return nil, err

@@ -27,7 +27,7 @@ func TestSoftThresholdsOnceAcrossInstances(t *testing.T) {
 	e := newThresholdEnv(t)
 	a, b := e.newInstance(), e.newInstance()
 	a.createTeam(t, "th-team")
-	ok[budgetv1.CreateKeyResponse](t, "create key")(a.client.CreateKey(ctxFor(t), req(&budgetv1.CreateKeyRequest{
+	harness.OK[budgetv1.CreateKeyResponse](t, "create key")(a.client.CreateKey(harness.Context(t), req(&budgetv1.CreateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "th-key", TeamId: "th-team"}})))
 	budget := a.setBudget(t, &budgetv1.BudgetSpec{Scope: scopeOf(eventsv1.ScopeKind_SCOPE_KIND_TEAM, "th-team", ""),
 		LimitUsd: "1", Duration: "1d", SoftThresholds: []string{"0.80", "0.5"}})
@@ -46,7 +46,7 @@ func TestSoftThresholdsOnceAcrossInstances(t *testing.T) {
 	half := e.waitEvents(1)[0]
 	e.wantEvent(half, budget.Spec.BudgetId, "0.5", 500_000_000, 0, anchor)
 	// The receiver is down: the call is retried (with backoff), not lost.
-	eventually(t, 10*time.Second, "webhook retried while down", func() (bool, string) {
+	harness.Eventually(t, 10*time.Second, "webhook retried while down", func() (bool, string) {
 		all, delivered := e.hook.count(half.EventId)
 		return all >= 2 && delivered == 0, fmt.Sprintf("%d calls, %d delivered", all, delivered)
 	})
@@ -98,7 +98,7 @@ func TestSoftThresholdsOnceAcrossInstances(t *testing.T) {
 func (e *thresholdEnv) waitEvents(n int) []*eventsv1.BudgetThresholdCrossed {
 	e.t.Helper()
 	var evs []*eventsv1.BudgetThresholdCrossed
-	eventually(e.t, 30*time.Second, fmt.Sprintf("%d threshold events", n), func() (bool, string) {
+	harness.Eventually(e.t, 30*time.Second, fmt.Sprintf("%d threshold events", n), func() (bool, string) {
 		var err error
 		if evs, err = e.readEvents(); err != nil {
 			return false, err.Error()
@@ -114,7 +114,7 @@ func (e *thresholdEnv) waitEvents(n int) []*eventsv1.BudgetThresholdCrossed {
 // waitDelivered waits until the receiver answered 2xx to event id's call.
 func (e *thresholdEnv) waitDelivered(id string) {
 	e.t.Helper()
-	eventually(e.t, 10*time.Second, "webhook delivered "+id, func() (bool, string) {
+	harness.Eventually(e.t, 10*time.Second, "webhook delivered "+id, func() (bool, string) {
 		all, delivered := e.hook.count(id)
 		return delivered == 1, fmt.Sprintf("%d calls, %d delivered", all, delivered)
 	})
@@ -140,7 +140,7 @@ func TestThresholdEventsWaitForNATS(t *testing.T) {
 	t.Parallel()
 	e := newThresholdEnv(t)
 	a, b := e.newInstance(), e.newInstance()
-	ok[budgetv1.CreateKeyResponse](t, "create key")(a.client.CreateKey(ctxFor(t), req(&budgetv1.CreateKeyRequest{
+	harness.OK[budgetv1.CreateKeyResponse](t, "create key")(a.client.CreateKey(harness.Context(t), req(&budgetv1.CreateKeyRequest{
 		Key:     &budgetv1.Key{KeyId: "nats-key"},
 		Budgets: []*budgetv1.BudgetSpec{{LimitUsd: "1", Duration: "1h", SoftThresholds: []string{"0.5"}}},
 	})))
@@ -148,7 +148,7 @@ func TestThresholdEventsWaitForNATS(t *testing.T) {
 	e.in.StopNATS()
 	e.spend(a.client, "nats-key", 400_000_000)
 	e.spend(b.client, "nats-key", 200_000_000) // admitted without NATS
-	eventually(t, 10*time.Second, "crossing recorded, unpublished", func() (bool, string) {
+	harness.Eventually(t, 10*time.Second, "crossing recorded, unpublished", func() (bool, string) {
 		n := count(t, e.pool, `SELECT count(*) FROM threshold_crossings WHERE published_at IS NULL AND webhook_delivered_at IS NOT NULL`)
 		return n == 1, fmt.Sprintf("%d rows recorded and delivered but unpublished", n)
 	})
@@ -158,7 +158,7 @@ func TestThresholdEventsWaitForNATS(t *testing.T) {
 	if ev.Threshold != "0.5" || ev.SpentNanos != 600_000_000 || ev.Scope.GetId() != "nats-key" {
 		t.Fatalf("event %v", ev)
 	}
-	eventually(t, 10*time.Second, "crossing marked published", func() (bool, string) {
+	harness.Eventually(t, 10*time.Second, "crossing marked published", func() (bool, string) {
 		n := count(t, e.pool, `SELECT count(*) FROM threshold_crossings WHERE published_at IS NOT NULL`)
 		return n == 1, fmt.Sprintf("%d published", n)
 	})
@@ -181,7 +181,7 @@ func TestBinaryAnnouncesThresholds(t *testing.T) {
 		"--threshold-interval", "100ms", "--threshold-webhook-url", hook.srv.URL))
 	e := thresholdEnvOn(t, st.Infra, hook)
 	c := budgetv1connect.NewBudgetServiceClient(&http.Client{Timeout: 10 * time.Second}, st.BudgetURL)
-	ok[budgetv1.CreateKeyResponse](t, "create key")(c.CreateKey(ctxFor(t), req(&budgetv1.CreateKeyRequest{
+	harness.OK[budgetv1.CreateKeyResponse](t, "create key")(c.CreateKey(harness.Context(t), req(&budgetv1.CreateKeyRequest{
 		Key:     &budgetv1.Key{KeyId: "bin-key"},
 		Budgets: []*budgetv1.BudgetSpec{{LimitUsd: "2", SoftThresholds: []string{"0.75"}}}, // lifetime
 	})))

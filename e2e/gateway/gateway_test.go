@@ -1,5 +1,5 @@
 // Package gateway_test runs the gateway binary against a real NATS JetStream
-// (the repository's .bin/nats-server) and an in-process fake budget service,
+// (a nats-server of its own, from e2e/harness) and an in-process fake budget service,
 // and checks what only a real NATS can show: events land on the USAGE stream
 // with their event id as Nats-Msg-Id, and while NATS is down requests still
 // succeed, their events wait in the spool across a gateway restart, and are
@@ -10,30 +10,29 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	js "github.com/spendledger/spendledger/ledger/jetstream"
 )
+
+func TestMain(m *testing.M) { harness.Main(m) }
 
 const masterKey = "sk-e2e-master"
 
@@ -45,135 +44,6 @@ model_list:
 general_settings:
   master_key: ` + masterKey + `
 `
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the test directory")
-		}
-		dir = parent
-	}
-}
-
-func gatewayBinary(t *testing.T) string {
-	t.Helper()
-	root := repoRoot(t)
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "gateway-e2e-")
-		if buildErr != nil {
-			return
-		}
-		cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, "gateway"), "./services/gateway")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build gateway: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "gateway")
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// proc is a child process the test owns.
-type proc struct {
-	t    *testing.T
-	name string
-	args []string
-	log  string
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
-func (p *proc) start() {
-	p.t.Helper()
-	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	p.cmd = exec.Command(p.args[0], p.args[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = f, f
-	if err := p.cmd.Start(); err != nil {
-		p.t.Fatalf("start %s: %v", p.name, err)
-	}
-	p.done = make(chan struct{})
-	go func() { _ = p.cmd.Wait(); _ = f.Close(); close(p.done) }()
-}
-
-// stop sends SIGTERM and waits for the exit.
-func (p *proc) stop() {
-	p.t.Helper()
-	if p.cmd == nil {
-		return
-	}
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		p.t.Errorf("%s did not stop on SIGTERM", p.name)
-	}
-}
-
-func (p *proc) dumpOnFailure() {
-	if !p.t.Failed() {
-		return
-	}
-	b, _ := os.ReadFile(p.log)
-	p.t.Logf("---- %s log ----\n%s", p.name, b)
-}
-
-func startNATS(t *testing.T, port int, storeDir string) *proc {
-	t.Helper()
-	bin := filepath.Join(repoRoot(t), ".bin", "nats-server")
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("no nats-server at %s", bin)
-	}
-	p := &proc{t: t, name: "nats", log: filepath.Join(t.TempDir(), "nats.log"),
-		args: []string{bin, "-js", "-sd", storeDir, "-a", "127.0.0.1", "-p", strconv.Itoa(port)}}
-	p.start()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
-	waitFor(t, "nats", func() bool {
-		nc, err := nats.Connect(url)
-		if err != nil {
-			return false
-		}
-		nc.Close()
-		return true
-	})
-	return p
-}
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -222,45 +92,26 @@ func startBudget(t *testing.T) string {
 	return s.URL
 }
 
+// gateway is the gateway binary against the test's NATS, the fake budget
+// service and a spool directory; it is restarted on the same port and flags.
 type gateway struct {
-	*proc
-	url string
+	*harness.Service
 }
 
-func newGateway(t *testing.T, natsPort int, budgetURL, spoolDir string) *gateway {
+func newGateway(t *testing.T, n *harness.NATSServer, budgetURL, spoolDir string) *gateway {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "config.yaml")
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(cfg, []byte(gatewayConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	g := &gateway{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	g.proc = &proc{t: t, name: "gateway", log: filepath.Join(dir, "gateway.log"), args: []string{
-		gatewayBinary(t), "-config", cfg, "-http-addr", fmt.Sprintf("127.0.0.1:%d", port),
-		"-nats-url", fmt.Sprintf("nats://127.0.0.1:%d", natsPort), "-budget-url", budgetURL,
-		"-spool-dir", spoolDir, "-log-level", "debug",
-	}}
-	return g
-}
-
-func (g *gateway) start() {
-	g.t.Helper()
-	g.proc.start()
-	waitFor(g.t, "gateway /healthz", func() bool {
-		resp, err := http.Get(g.url + "/healthz")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == 200
-	})
+	return &gateway{n.NewService("gateway", "-config", cfg, "-nats-url", n.URL,
+		"-budget-url", budgetURL, "-spool-dir", spoolDir, "-log-level", "debug")}
 }
 
 // chat sends one completion and returns its call id.
 func (g *gateway) chat(t *testing.T) string {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, g.url+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
+	req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("Authorization", "Bearer "+masterKey)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -278,7 +129,7 @@ var spoolDepth = regexp.MustCompile(`(?m)^gateway_spool_depth (\S+)$`)
 
 func (g *gateway) spoolDepth(t *testing.T) int {
 	t.Helper()
-	resp, err := http.Get(g.url + "/metrics")
+	resp, err := http.Get(g.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,38 +143,12 @@ func (g *gateway) spoolDepth(t *testing.T) int {
 	return int(n)
 }
 
-// usageEvents reads the USAGE stream from the start.
-func usageEvents(t *testing.T, natsPort, want int) []*eventsv1.UsageRecorded {
+// usageEvents reads the first want events of the USAGE stream, checking that
+// each is on its key's subject with its event id as Nats-Msg-Id.
+func usageEvents(t *testing.T, n *harness.NATSServer, want int) []*eventsv1.UsageRecorded {
 	t.Helper()
-	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", natsPort))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	j, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
 	var out []*eventsv1.UsageRecorded
-	waitFor(t, fmt.Sprintf("%d events on %s", want, js.UsageStream), func() bool {
-		s, err := j.Stream(ctx, js.UsageStream)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(ctx)
-		return err == nil && info.State.Msgs >= uint64(want)
-	})
-	c, err := j.OrderedConsumer(ctx, js.UsageStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for len(out) < want {
-		msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("read event %d: %v", len(out), err)
-		}
+	for _, msg := range harness.ReadStream(t, harness.JetStream(t, n.URL), js.UsageStream, want, 0)[:want] {
 		var ev eventsv1.UsageRecorded
 		if err := proto.Unmarshal(msg.Data(), &ev); err != nil {
 			t.Fatal(err)
@@ -340,18 +165,14 @@ func usageEvents(t *testing.T, natsPort, want int) []*eventsv1.UsageRecorded {
 }
 
 func TestEventsReachJetStream(t *testing.T) {
-	natsPort := freePort(t)
-	n := startNATS(t, natsPort, t.TempDir())
-	defer n.stop()
-	g := newGateway(t, natsPort, startBudget(t), t.TempDir())
-	defer g.dumpOnFailure()
-	g.start()
-	defer g.stop()
+	n := harness.StartNATSServer(t)
+	g := newGateway(t, n, startBudget(t), t.TempDir())
+	g.Start()
 	var calls []string
 	for i := 0; i < 5; i++ {
 		calls = append(calls, g.chat(t))
 	}
-	evs := usageEvents(t, natsPort, 5)
+	evs := usageEvents(t, n, 5)
 	// Each call has its event. Order across separate requests is not part of
 	// the contract (publishes are asynchronous); the spool test checks the
 	// order the spool promises.
@@ -371,16 +192,14 @@ func TestEventsReachJetStream(t *testing.T) {
 }
 
 func TestNATSDownSpoolsAcrossRestartAndReplaysInOrder(t *testing.T) {
-	natsPort, natsStore, spoolDir := freePort(t), t.TempDir(), t.TempDir()
-	budgetURL := startBudget(t)
-	n := startNATS(t, natsPort, natsStore)
-	g := newGateway(t, natsPort, budgetURL, spoolDir)
-	defer g.dumpOnFailure()
-	g.start()
+	spoolDir := t.TempDir()
+	n := harness.StartNATSServer(t)
+	g := newGateway(t, n, startBudget(t), spoolDir)
+	g.Start()
 	first := g.chat(t) // NATS up: published directly, and the streams exist
-	usageEvents(t, natsPort, 1)
+	usageEvents(t, n, 1)
 
-	n.stop()
+	n.Stop()
 	var calls []string
 	for i := 0; i < 10; i++ {
 		calls = append(calls, g.chat(t)) // still 200 with NATS down
@@ -389,23 +208,19 @@ func TestNATSDownSpoolsAcrossRestartAndReplaysInOrder(t *testing.T) {
 	// times out; wait for all ten.
 	waitFor(t, "10 spooled events", func() bool { return g.spoolDepth(t) == 10 })
 	// The gateway restarts while NATS is still away: nothing may be lost.
-	g.stop()
+	g.Stop()
 	files, _ := filepath.Glob(filepath.Join(spoolDir, "*.spool"))
 	if len(files) == 0 {
 		t.Fatal("no spool files after a restart with NATS down")
 	}
-	g2 := newGateway(t, natsPort, budgetURL, spoolDir)
-	defer g2.dumpOnFailure()
-	g2.start()
-	defer g2.stop()
-	if d := g2.spoolDepth(t); d != 10 {
+	g.Start() // a new process on the same spool directory
+	if d := g.spoolDepth(t); d != 10 {
 		t.Fatalf("spool depth after restart %d; want 10", d)
 	}
-	calls = append(calls, g2.chat(t)) // also spooled, behind the backlog
+	calls = append(calls, g.chat(t)) // also spooled, behind the backlog
 
-	n = startNATS(t, natsPort, natsStore)
-	defer n.stop()
-	evs := usageEvents(t, natsPort, 12)
+	n.Start()
+	evs := usageEvents(t, n, 12)
 	want := append([]string{first}, calls...)
 	for i, ev := range evs {
 		if ev.RequestId != want[i] {
@@ -416,9 +231,30 @@ func TestNATSDownSpoolsAcrossRestartAndReplaysInOrder(t *testing.T) {
 			t.Fatalf("stream order %v; want %v", got, want)
 		}
 	}
-	waitFor(t, "the spool to empty", func() bool { return g2.spoolDepth(t) == 0 })
+	waitFor(t, "the spool to empty", func() bool { return g.spoolDepth(t) == 0 })
 	waitFor(t, "drained spool files to be deleted", func() bool {
 		files, _ := filepath.Glob(filepath.Join(spoolDir, "*.spool"))
 		return len(files) == 0
 	})
+}
+
+// A second gateway on a spool directory in use refuses to start, naming the
+// directory: two would publish the spool's events twice and delete segments
+// under each other.
+func TestSecondGatewayOnTheSameSpoolRefusesToStart(t *testing.T) {
+	n := harness.StartNATSServer(t)
+	budgetURL, spoolDir := startBudget(t), t.TempDir()
+	g := newGateway(t, n, budgetURL, spoolDir)
+	g.Start()
+	second := newGateway(t, n, budgetURL, spoolDir)
+	second.StartNoWait()
+	waitFor(t, "the second gateway to exit", func() bool { return !second.Running() })
+	log, err := os.ReadFile(second.LogPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(log), "in use by another gateway process") || !strings.Contains(string(log), spoolDir) {
+		t.Fatalf("second gateway's log does not say that %s is in use:\n%s", spoolDir, log)
+	}
+	g.chat(t) // the first one still serves
 }

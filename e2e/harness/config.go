@@ -5,7 +5,13 @@
 // local binaries (nats-server from .bin/ or PATH, redis-server from PATH, postgres
 // from /usr/lib/postgresql/*/bin; deploy/local/deps.sh installs them all).
 // StartStack adds the four services, built once per test binary from this
-// repository and run as processes on free ports.
+// repository and run as processes on free ports. StartNATSServer gives a test
+// NATS alone, with NewService to run one service binary against it.
+//
+// A test talks to them through the helpers of clients.go (Context, Pool,
+// RedisClient, Eventually, Connect's OK and WantCode), jetstream.go
+// (JetStream, ReadStream, ReadEvents) and events.go (Publish, PricedCost),
+// rather than a copy of its own.
 //
 // Everything a test starts is stopped at its cleanup; when the test failed, the
 // tail of every log is printed and the full logs are kept in e2e/.logs/<test>/.

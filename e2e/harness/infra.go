@@ -56,6 +56,29 @@ func StartInfra(tb testing.TB, opts ...Option) *Infra {
 
 func startInfra(tb testing.TB, cfg *config) *Infra {
 	tb.Helper()
+	in := newInfra(tb, cfg)
+	useDocker, why := dockerAvailable(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var err error
+	if useDocker {
+		in.Backend = "docker"
+		err = in.startContainers(ctx)
+	} else {
+		in.Backend = "local"
+		err = in.startLocal(ctx)
+	}
+	if err != nil {
+		tb.Fatalf("harness: start infra (%s: %s): %v", in.Backend, why, err)
+	}
+	return in
+}
+
+// newInfra is an Infra with no store started yet: its directory, its logs,
+// and the cleanup that stops whichever stores get started and dumps the logs
+// of a failed test.
+func newInfra(tb testing.TB, cfg *config) *Infra {
+	tb.Helper()
 	in := &Infra{t: tb, cfg: cfg, Dir: tb.TempDir()}
 	in.logs = &logSet{dir: filepath.Join(in.Dir, "logs")}
 	if err := os.MkdirAll(in.logs.dir, 0o755); err != nil {
@@ -77,21 +100,6 @@ func startInfra(tb testing.TB, cfg *config) *Infra {
 			in.logs.dump(tb)
 		}
 	})
-
-	useDocker, why := dockerAvailable(cfg)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	var err error
-	if useDocker {
-		in.Backend = "docker"
-		err = in.startContainers(ctx)
-	} else {
-		in.Backend = "local"
-		err = in.startLocal(ctx)
-	}
-	if err != nil {
-		tb.Fatalf("harness: start infra (%s: %s): %v", in.Backend, why, err)
-	}
 	return in
 }
 

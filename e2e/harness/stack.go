@@ -87,22 +87,8 @@ func StartStack(tb testing.TB, opts ...Option) *Stack {
 			"--config", st.GatewayConfig, "--spool-dir", st.SpoolDir}),
 	}
 	for _, name := range Services {
-		st.services[name] = &Service{
-			Name: name,
-			URL:  "http://" + addrs[name],
-			t:    tb,
-			logs: in.logs,
-			p: &process{
-				name:     name,
-				path:     filepath.Join(bindir, name),
-				args:     concat([]string{"--http-addr", addrs[name]}, flags[name], cfg.args[name]),
-				env:      cfg.env[name],
-				dir:      in.Dir,
-				logPath:  in.logs.path(name),
-				stopWait: 15 * time.Second,
-			},
-			readyTimeout: cfg.readyTimeout,
-		}
+		st.services[name] = in.newService(name, addrs[name], filepath.Join(bindir, name),
+			concat([]string{"--http-addr", addrs[name]}, flags[name], cfg.args[name]), cfg.env[name])
 	}
 	// Registered after the infra's cleanup, so it runs before it: services stop
 	// (gateway first) while their stores are still up.
@@ -344,8 +330,8 @@ func (st *Stack) Run(service string, args ...string) (int, string) {
 }
 
 // StartReplica starts another instance of a running service: the same binary
-// and flags on a port of its own, as a second instance in a deployment would
-// run. It is stopped at the test's cleanup, before the stores.
+// and flags on a port of its own (a gateway also on a spool directory of its
+// own), as a second instance in a deployment would run. It is stopped at the test's cleanup, before the stores.
 func (st *Stack) StartReplica(name string) *Service {
 	st.t.Helper()
 	orig := st.Service(name)
@@ -358,6 +344,11 @@ func (st *Stack) StartReplica(name string) *Service {
 	for i := range args {
 		if args[i] == "--http-addr" && i+1 < len(args) {
 			args[i+1] = addr
+		}
+		// A spool has one writer (the second gateway on one would not start):
+		// a gateway replica gets its own, as in a deployment.
+		if args[i] == "--spool-dir" && i+1 < len(args) {
+			args[i+1] = filepath.Join(st.Dir, "spool-"+strconv.Itoa(port))
 		}
 	}
 	replica := name + "-" + strconv.Itoa(port)

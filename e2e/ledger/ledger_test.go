@@ -15,7 +15,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -46,21 +45,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	st := harness.StartStack(t)
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(context.Background(), st.PostgresURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	f := &fixture{t: t, st: st, js: s, pool: pool, keyID: "key-" + uuid.NewString()[:8]}
+	f := &fixture{t: t, st: st, js: harness.JetStream(t, st.NATSURL), pool: harness.Pool(t, st.PostgresURL), keyID: "key-" + uuid.NewString()[:8]}
 	day := window.Spec{Duration: window.MustParse("1d"), Calendar: true}
 	f.counter = []string{
 		scope.CounterKey(scope.Scope{Kind: scope.KindKey, ID: f.keyID}, window.LifetimeSpec(), 0),
@@ -72,35 +57,19 @@ func newFixture(t *testing.T) *fixture {
 // cost builds a distinct event costing nanos.
 func (f *fixture) cost(nanos int64) *eventsv1.CostComputed {
 	id, _ := uuid.NewV7()
-	return &eventsv1.CostComputed{
-		EventId: id.String(),
-		Usage: &eventsv1.UsageRecorded{
-			EventId:     id.String(),
-			Identity:    &eventsv1.Identity{KeyId: f.keyID, TeamId: "team-e2e"},
-			Route:       &eventsv1.Route{ModelGroup: "gpt-4o", DeploymentId: "d1", Provider: "openai", BackendModel: "openai/gpt-4o"},
-			Tokens:      &eventsv1.TokenCounts{Input: nanos},
-			OccurredAt:  timestamppb.Now(),
-			CounterKeys: f.counter,
-		},
-		Components: []*eventsv1.CostComponent{{Name: "input", Tokens: nanos, UnitPrice: "0.000000001",
-			Source: eventsv1.PriceSource_PRICE_SOURCE_CATALOG, ExactCost: "x", CostNanos: nanos}},
-		TotalNanos:     nanos,
-		Status:         eventsv1.PricingStatus_PRICING_STATUS_PRICED,
-		CatalogVersion: "test",
-	}
+	return harness.PricedCost(&eventsv1.UsageRecorded{
+		EventId:     id.String(),
+		Identity:    &eventsv1.Identity{KeyId: f.keyID, TeamId: "team-e2e"},
+		Route:       &eventsv1.Route{ModelGroup: "gpt-4o", DeploymentId: "d1", Provider: "openai", BackendModel: "openai/gpt-4o"},
+		Tokens:      &eventsv1.TokenCounts{Input: nanos},
+		OccurredAt:  timestamppb.Now(),
+		CounterKeys: f.counter,
+	})
 }
 
 func (f *fixture) publish(c *eventsv1.CostComputed, msgID string) {
 	f.t.Helper()
-	data, err := proto.Marshal(c)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := f.js.Publish(ctx, js.CostSubject(f.keyID), data, jetstream.WithMsgID(msgID)); err != nil {
-		f.t.Fatalf("publish: %v", err)
-	}
+	harness.Publish(f.t, f.js, js.CostSubject(f.keyID), msgID, c)
 }
 
 // send publishes n new events of 1..n × 1000 nanos.

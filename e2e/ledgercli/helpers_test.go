@@ -14,7 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -41,21 +40,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	st := harness.StartStack(t, harness.WithLogLevel("info"))
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool, err := pgxpool.New(context.Background(), st.PostgresURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return &env{t: t, st: st, js: s, pool: pool, rs: redisstore.New(st.Redis())}
+	return &env{t: t, st: st, js: harness.JetStream(t, st.NATSURL), pool: harness.Pool(t, st.PostgresURL), rs: redisstore.New(st.Redis())}
 }
 
 var day = window.Spec{Duration: window.MustParse("1d"), Calendar: true}
@@ -89,34 +74,12 @@ func usage(key, team, group, provider, backend string, tok *eventsv1.TokenCounts
 
 // cost is a priced CostComputed of nanos (input tokens at 1 nano each).
 func cost(key, team string, nanos int64) *eventsv1.CostComputed {
-	u := usage(key, team, "gpt-4o", "openai", "gpt-4o", &eventsv1.TokenCounts{Input: nanos})
-	return &eventsv1.CostComputed{
-		EventId: u.GetEventId(),
-		Usage:   u,
-		Components: []*eventsv1.CostComponent{{Name: "input", Tokens: nanos, UnitPrice: "0.000000001",
-			Source: eventsv1.PriceSource_PRICE_SOURCE_CATALOG, ExactCost: "x", CostNanos: nanos}},
-		TotalNanos:     nanos,
-		Status:         eventsv1.PricingStatus_PRICING_STATUS_PRICED,
-		CatalogVersion: "test",
-	}
+	return harness.PricedCost(usage(key, team, "gpt-4o", "openai", "gpt-4o", &eventsv1.TokenCounts{Input: nanos}))
 }
 
 func (e *env) publish(subject, msgID string, m proto.Message) {
 	e.t.Helper()
-	data, err := proto.Marshal(m)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.publishRaw(subject, msgID, data)
-}
-
-func (e *env) publishRaw(subject, msgID string, data []byte) {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := e.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID)); err != nil {
-		e.t.Fatalf("publish: %v", err)
-	}
+	harness.Publish(e.t, e.js, subject, msgID, m)
 }
 
 // publishCosts publishes n distinct priced events spread over keys and teams

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	js "github.com/spendledger/spendledger/ledger/jetstream"
 	"github.com/spendledger/spendledger/ledger/pgstore"
 	"github.com/spendledger/spendledger/ledger/redisstore"
@@ -87,7 +88,7 @@ func TestReplayLedgerRebuildsTheLedger(t *testing.T) {
 	total := e.publishCosts(n)
 	// One message no ledger can take: the service dead-letters it, the
 	// replay reports and skips it.
-	e.publishRaw(js.CostSubject("key-x"), "cost:garbage", []byte("not a protobuf \xff\xff"))
+	harness.PublishRaw(t, e.js, js.CostSubject("key-x"), "cost:garbage", []byte("not a protobuf \xff\xff"))
 	e.waitLedger(e.pool, n, total)
 
 	ctx := context.Background()

@@ -9,9 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/spendledger/spendledger/e2e/harness"
@@ -20,20 +18,6 @@ import (
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
-
-func connect(t *testing.T, url string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	s, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 func usageEvent(keyID string) *eventsv1.UsageRecorded {
 	id, _ := uuid.NewV7()
@@ -50,59 +34,21 @@ func usageEvent(keyID string) *eventsv1.UsageRecorded {
 
 func publishUsage(t *testing.T, s jetstream.JetStream, u *eventsv1.UsageRecorded, msgID string) {
 	t.Helper()
-	data, err := proto.Marshal(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := s.Publish(ctx, js.UsageSubject(u.GetIdentity().GetKeyId()), data, jetstream.WithMsgID(msgID)); err != nil {
-		t.Fatalf("publish usage: %v", err)
-	}
+	harness.Publish(t, s, js.UsageSubject(u.GetIdentity().GetKeyId()), msgID, u)
 }
 
-// costsFor reads every CostComputed on COSTS for the event ids given, waiting
-// until want of them arrived and then a little longer for any extra.
+// costsFor reads every CostComputed on COSTS, waiting until want of them
+// arrived and then a little longer for any extra (a duplicate would show up
+// then).
 func costsFor(t *testing.T, s jetstream.JetStream, want int) []*eventsv1.CostComputed {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := s.OrderedConsumer(ctx, js.CostsStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*eventsv1.CostComputed
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		wait := 2 * time.Second
-		if len(out) >= want {
-			wait = 1500 * time.Millisecond // linger: a duplicate would show up now
-		}
-		batch, err := c.Fetch(100, jetstream.FetchMaxWait(wait))
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			var cc eventsv1.CostComputed
-			if err := proto.Unmarshal(m.Data(), &cc); err != nil {
-				t.Fatalf("undecodable CostComputed: %v", err)
-			}
-			out = append(out, &cc)
-		}
-		if n == 0 && len(out) >= want {
-			return out
-		}
-	}
-	t.Fatalf("got %d CostComputed in 30s; want %d", len(out), want)
-	return nil
+	return harness.ReadEvents[eventsv1.CostComputed](t, s, js.CostsStream, want, 1500*time.Millisecond)
 }
 
 func TestUsageInCostOutAndRedeliveryIsNotPricedTwice(t *testing.T) {
 	t.Parallel()
 	st := harness.StartStack(t)
-	s := connect(t, st.NATSURL)
+	s := harness.JetStream(t, st.NATSURL)
 
 	u := usageEvent("key-e2e")
 	publishUsage(t, s, u, u.GetEventId())
@@ -130,7 +76,7 @@ func TestUsageInCostOutAndRedeliveryIsNotPricedTwice(t *testing.T) {
 func TestMalformedUsageGoesToDeadLetterAndTheConsumerMovesOn(t *testing.T) {
 	t.Parallel()
 	st := harness.StartStack(t)
-	s := connect(t, st.NATSURL)
+	s := harness.JetStream(t, st.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -149,22 +95,7 @@ func TestMalformedUsageGoesToDeadLetterAndTheConsumerMovesOn(t *testing.T) {
 		t.Fatalf("costs %v; want only the good event priced", costs)
 	}
 
-	dlq, err := s.OrderedConsumer(ctx, js.DeadLetterStream, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := dlq.Fetch(10, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var letters []*eventsv1.DeadLetter
-	for m := range batch.Messages() {
-		var dl eventsv1.DeadLetter
-		if err := proto.Unmarshal(m.Data(), &dl); err != nil {
-			t.Fatal(err)
-		}
-		letters = append(letters, &dl)
-	}
+	letters := harness.ReadEvents[eventsv1.DeadLetter](t, s, js.DeadLetterStream, 2, 1500*time.Millisecond)
 	if len(letters) != 2 {
 		t.Fatalf("%d dead letters; want 2", len(letters))
 	}

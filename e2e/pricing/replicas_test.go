@@ -31,7 +31,7 @@ func TestTwoInstancesShareTheWorkAndPriceEachEventOnce(t *testing.T) {
 	t.Parallel()
 	st := harness.StartStack(t)
 	second := st.StartReplica("pricing")
-	s := connect(t, st.NATSURL)
+	s := harness.JetStream(t, st.NATSURL)
 
 	// More than one instance buffers (2 × batch size), so neither can take it all.
 	const n = 2000

@@ -18,6 +18,10 @@
 // a few records may be published twice; they keep their Nats-Msg-Id, and
 // JetStream's duplicate window and the ledger's unique event id make that
 // harmless. Nothing is lost across a restart.
+//
+// A spool directory has one writer. Open takes an exclusive flock(2) on the
+// directory's .lock file and fails with ErrLocked, naming the directory, while
+// another open Spool holds it; Close (or the process's exit) releases it.
 package spool
 
 import (
@@ -63,6 +67,7 @@ type Spool struct {
 	dir        string
 	log        *slog.Logger
 	maxSegment int64
+	lock       *os.File // holds the directory's flock until Close
 
 	// syncMu serializes fsyncs and segment rotation; it is taken before mu.
 	syncMu sync.Mutex
@@ -98,30 +103,44 @@ func Open(dir string, log *slog.Logger, opts ...Option) (*Spool, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("spool: %w", err)
 	}
-	s := &Spool{dir: dir, log: log, maxSegment: DefaultSegmentSize, nextSeq: 1}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Spool{dir: dir, log: log, maxSegment: DefaultSegmentSize, nextSeq: 1, lock: lock}
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.load(); err != nil {
+		_ = unlockDir(lock)
+		return nil, err
+	}
+	return s, nil
+}
+
+// load counts the records of the segments already in the directory and queues
+// those segments for draining.
+func (s *Spool) load() error {
 	seqs, err := s.segments()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var total int64
 	for _, seq := range seqs {
 		b, err := os.ReadFile(s.path(seq))
 		if err != nil {
-			return nil, fmt.Errorf("spool: %w", err)
+			return fmt.Errorf("spool: %w", err)
 		}
 		recs, _, torn := decodeAll(b, 0)
 		if torn != nil {
-			log.Warn("spool: ignoring a torn or corrupt record at the end of a segment", "segment", s.path(seq), "err", torn, "valid_records", len(recs))
+			s.log.Warn("spool: ignoring a torn or corrupt record at the end of a segment", "segment", s.path(seq), "err", torn, "valid_records", len(recs))
 		}
 		total += int64(len(recs))
 		s.closed = append(s.closed, seq)
 		s.nextSeq = max(s.nextSeq, seq+1)
 	}
 	s.pending.Store(total)
-	return s, nil
+	return nil
 }
 
 func (s *Spool) path(seq uint64) string {
@@ -400,13 +419,16 @@ func (s *Spool) Drain(publish func([]Record) error) error {
 	}
 }
 
-// Close syncs and closes the active segment. Records stay on disk for the next
-// Open.
+// Close syncs and closes the active segment and releases the directory's
+// lock. Records stay on disk for the next Open.
 func (s *Spool) Close() error {
 	s.syncMu.Lock()
 	defer s.syncMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.isClosed = true
-	return s.rotateLocked()
+	err := s.rotateLocked()
+	lock := s.lock
+	s.lock = nil // a second Close must not close the file again
+	return errors.Join(err, unlockDir(lock))
 }
