@@ -129,6 +129,15 @@ var Catalog = []Spec{
 	{Name: "admission_redis_us_per_admit", Section: SectionAdmission, Unit: "µs", Better: Lower,
 		Title:   "Redis script time per admission (INFO commandstats), 64 callers",
 		Command: e2eCommand("BenchmarkAdmitConnect")},
+	{Name: "admission_batched_admits_per_s_c32", Section: SectionAdmission, Unit: "admits/s", Goal: 15_000, Better: Higher, Limit: LimitRedisEvalsha,
+		Title:   "Admit through the gateway's coalescing client (AdmitBatch), six budgets each, 32 concurrent callers",
+		Command: e2eCommand("BenchmarkAdmitConnect")},
+	{Name: "admission_batched_admits_per_s_c64", Section: SectionAdmission, Unit: "admits/s", Goal: 15_000, Better: Higher, Limit: LimitRedisEvalsha,
+		Title:   "the same, 64 concurrent callers",
+		Command: e2eCommand("BenchmarkAdmitConnect")},
+	{Name: "admission_batched_budget_cpu_us_per_admit", Section: SectionAdmission, Unit: "µs", Better: Lower,
+		Title:   "budget binary CPU per admission through the coalescing client, 64 callers",
+		Command: e2eCommand("BenchmarkAdmitConnect")},
 
 	// Issue 6.
 	{Name: "gateway_added_p50_ms", Section: SectionGateway, Unit: "ms", Goal: 0.3, Better: Lower,

@@ -497,6 +497,236 @@ func (*AdmitResponse_Admitted) isAdmitResponse_Decision() {}
 
 func (*AdmitResponse_Denied) isAdmitResponse_Decision() {}
 
+type AdmitBatchRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 256 requests, each as Admit takes it.
+	Requests      []*AdmitRequest `protobuf:"bytes,1,rep,name=requests,proto3" json:"requests,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitBatchRequest) Reset() {
+	*x = AdmitBatchRequest{}
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitBatchRequest) ProtoMessage() {}
+
+func (x *AdmitBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitBatchRequest.ProtoReflect.Descriptor instead.
+func (*AdmitBatchRequest) Descriptor() ([]byte, []int) {
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AdmitBatchRequest) GetRequests() []*AdmitRequest {
+	if x != nil {
+		return x.Requests
+	}
+	return nil
+}
+
+type AdmitBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Parallel to AdmitBatchRequest.requests: results[i] answers requests[i].
+	Results       []*AdmitBatchResult `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitBatchResponse) Reset() {
+	*x = AdmitBatchResponse{}
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitBatchResponse) ProtoMessage() {}
+
+func (x *AdmitBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitBatchResponse.ProtoReflect.Descriptor instead.
+func (*AdmitBatchResponse) Descriptor() ([]byte, []int) {
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AdmitBatchResponse) GetResults() []*AdmitBatchResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+// AdmitBatchResult is what Admit would have answered for one request: its
+// response, or the error it would have failed with.
+type AdmitBatchResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Outcome:
+	//
+	//	*AdmitBatchResult_Response
+	//	*AdmitBatchResult_Error
+	Outcome       isAdmitBatchResult_Outcome `protobuf_oneof:"outcome"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitBatchResult) Reset() {
+	*x = AdmitBatchResult{}
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitBatchResult) ProtoMessage() {}
+
+func (x *AdmitBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitBatchResult.ProtoReflect.Descriptor instead.
+func (*AdmitBatchResult) Descriptor() ([]byte, []int) {
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *AdmitBatchResult) GetOutcome() isAdmitBatchResult_Outcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return nil
+}
+
+func (x *AdmitBatchResult) GetResponse() *AdmitResponse {
+	if x != nil {
+		if x, ok := x.Outcome.(*AdmitBatchResult_Response); ok {
+			return x.Response
+		}
+	}
+	return nil
+}
+
+func (x *AdmitBatchResult) GetError() *AdmitError {
+	if x != nil {
+		if x, ok := x.Outcome.(*AdmitBatchResult_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+type isAdmitBatchResult_Outcome interface {
+	isAdmitBatchResult_Outcome()
+}
+
+type AdmitBatchResult_Response struct {
+	Response *AdmitResponse `protobuf:"bytes,1,opt,name=response,proto3,oneof"`
+}
+
+type AdmitBatchResult_Error struct {
+	Error *AdmitError `protobuf:"bytes,2,opt,name=error,proto3,oneof"`
+}
+
+func (*AdmitBatchResult_Response) isAdmitBatchResult_Outcome() {}
+
+func (*AdmitBatchResult_Error) isAdmitBatchResult_Outcome() {}
+
+// AdmitError is an Admit error carried as data: the Connect code and message
+// the same request would have failed with on its own.
+type AdmitError struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The Connect (and gRPC) code number: 3 InvalidArgument, 7
+	// PermissionDenied, 14 Unavailable, ... Never 0.
+	Code          uint32 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AdmitError) Reset() {
+	*x = AdmitError{}
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AdmitError) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AdmitError) ProtoMessage() {}
+
+func (x *AdmitError) ProtoReflect() protoreflect.Message {
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AdmitError.ProtoReflect.Descriptor instead.
+func (*AdmitError) Descriptor() ([]byte, []int) {
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *AdmitError) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *AdmitError) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
 type Admission struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ReservationId string                 `protobuf:"bytes,1,opt,name=reservation_id,json=reservationId,proto3" json:"reservation_id,omitempty"`
@@ -522,7 +752,7 @@ type Admission struct {
 
 func (x *Admission) Reset() {
 	*x = Admission{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[5]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -534,7 +764,7 @@ func (x *Admission) String() string {
 func (*Admission) ProtoMessage() {}
 
 func (x *Admission) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[5]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -547,7 +777,7 @@ func (x *Admission) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Admission.ProtoReflect.Descriptor instead.
 func (*Admission) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{5}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Admission) GetReservationId() string {
@@ -610,7 +840,7 @@ type CandidateCounters struct {
 
 func (x *CandidateCounters) Reset() {
 	*x = CandidateCounters{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -622,7 +852,7 @@ func (x *CandidateCounters) String() string {
 func (*CandidateCounters) ProtoMessage() {}
 
 func (x *CandidateCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[6]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -635,7 +865,7 @@ func (x *CandidateCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateCounters.ProtoReflect.Descriptor instead.
 func (*CandidateCounters) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{6}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CandidateCounters) GetDeploymentId() string {
@@ -666,7 +896,7 @@ type Denial struct {
 
 func (x *Denial) Reset() {
 	*x = Denial{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +908,7 @@ func (x *Denial) String() string {
 func (*Denial) ProtoMessage() {}
 
 func (x *Denial) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[7]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +921,7 @@ func (x *Denial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Denial.ProtoReflect.Descriptor instead.
 func (*Denial) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{7}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Denial) GetBudget() *BudgetStatus {
@@ -733,7 +963,7 @@ type BudgetStatus struct {
 
 func (x *BudgetStatus) Reset() {
 	*x = BudgetStatus{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -745,7 +975,7 @@ func (x *BudgetStatus) String() string {
 func (*BudgetStatus) ProtoMessage() {}
 
 func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[8]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -758,7 +988,7 @@ func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetStatus.ProtoReflect.Descriptor instead.
 func (*BudgetStatus) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{8}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BudgetStatus) GetBudgetId() string {
@@ -828,7 +1058,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -840,7 +1070,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[9]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -853,7 +1083,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{9}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ReleaseRequest) GetReservationId() string {
@@ -880,7 +1110,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1122,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1135,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{10}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReleaseResponse) GetReleased() bool {
@@ -938,7 +1168,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1180,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1193,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{11}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Key) GetKeyId() string {
@@ -1063,7 +1293,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1305,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1318,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{12}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CreateKeyRequest) GetKey() *Key {
@@ -1123,7 +1353,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1365,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1378,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{13}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateKeyResponse) GetKey() *Key {
@@ -1178,7 +1408,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1420,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1433,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{14}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetKeyRequest) GetKeyId() string {
@@ -1231,7 +1461,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1473,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1486,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{15}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -1284,7 +1514,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1526,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1539,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{16}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -1335,7 +1565,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1347,7 +1577,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1360,7 +1590,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{17}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -1379,7 +1609,7 @@ type DeleteKeyRequest struct {
 
 func (x *DeleteKeyRequest) Reset() {
 	*x = DeleteKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1391,7 +1621,7 @@ func (x *DeleteKeyRequest) String() string {
 func (*DeleteKeyRequest) ProtoMessage() {}
 
 func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1404,7 +1634,7 @@ func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{18}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DeleteKeyRequest) GetKeyId() string {
@@ -1422,7 +1652,7 @@ type DeleteKeyResponse struct {
 
 func (x *DeleteKeyResponse) Reset() {
 	*x = DeleteKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1664,7 @@ func (x *DeleteKeyResponse) String() string {
 func (*DeleteKeyResponse) ProtoMessage() {}
 
 func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1677,7 @@ func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{19}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{23}
 }
 
 type ListKeysRequest struct {
@@ -1462,7 +1692,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1474,7 +1704,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1487,7 +1717,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{20}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListKeysRequest) GetTeamId() string {
@@ -1528,7 +1758,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1770,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1783,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{21}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -1587,7 +1817,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1829,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1842,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{22}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Principal) GetKind() PrincipalKind {
@@ -1674,7 +1904,7 @@ type CreatePrincipalRequest struct {
 
 func (x *CreatePrincipalRequest) Reset() {
 	*x = CreatePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +1916,7 @@ func (x *CreatePrincipalRequest) String() string {
 func (*CreatePrincipalRequest) ProtoMessage() {}
 
 func (x *CreatePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +1929,7 @@ func (x *CreatePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*CreatePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{23}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CreatePrincipalRequest) GetPrincipal() *Principal {
@@ -1725,7 +1955,7 @@ type CreatePrincipalResponse struct {
 
 func (x *CreatePrincipalResponse) Reset() {
 	*x = CreatePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1737,7 +1967,7 @@ func (x *CreatePrincipalResponse) String() string {
 func (*CreatePrincipalResponse) ProtoMessage() {}
 
 func (x *CreatePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1750,7 +1980,7 @@ func (x *CreatePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*CreatePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{24}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreatePrincipalResponse) GetPrincipal() *Principal {
@@ -1770,7 +2000,7 @@ type GetPrincipalRequest struct {
 
 func (x *GetPrincipalRequest) Reset() {
 	*x = GetPrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2012,7 @@ func (x *GetPrincipalRequest) String() string {
 func (*GetPrincipalRequest) ProtoMessage() {}
 
 func (x *GetPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2025,7 @@ func (x *GetPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*GetPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{25}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GetPrincipalRequest) GetKind() PrincipalKind {
@@ -1822,7 +2052,7 @@ type GetPrincipalResponse struct {
 
 func (x *GetPrincipalResponse) Reset() {
 	*x = GetPrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2064,7 @@ func (x *GetPrincipalResponse) String() string {
 func (*GetPrincipalResponse) ProtoMessage() {}
 
 func (x *GetPrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2077,7 @@ func (x *GetPrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrincipalResponse.ProtoReflect.Descriptor instead.
 func (*GetPrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{26}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetPrincipalResponse) GetPrincipal() *Principal {
@@ -1874,7 +2104,7 @@ type UpdatePrincipalRequest struct {
 
 func (x *UpdatePrincipalRequest) Reset() {
 	*x = UpdatePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1886,7 +2116,7 @@ func (x *UpdatePrincipalRequest) String() string {
 func (*UpdatePrincipalRequest) ProtoMessage() {}
 
 func (x *UpdatePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1899,7 +2129,7 @@ func (x *UpdatePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{27}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *UpdatePrincipalRequest) GetPrincipal() *Principal {
@@ -1925,7 +2155,7 @@ type UpdatePrincipalResponse struct {
 
 func (x *UpdatePrincipalResponse) Reset() {
 	*x = UpdatePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1937,7 +2167,7 @@ func (x *UpdatePrincipalResponse) String() string {
 func (*UpdatePrincipalResponse) ProtoMessage() {}
 
 func (x *UpdatePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1950,7 +2180,7 @@ func (x *UpdatePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{28}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdatePrincipalResponse) GetPrincipal() *Principal {
@@ -1970,7 +2200,7 @@ type DeletePrincipalRequest struct {
 
 func (x *DeletePrincipalRequest) Reset() {
 	*x = DeletePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1982,7 +2212,7 @@ func (x *DeletePrincipalRequest) String() string {
 func (*DeletePrincipalRequest) ProtoMessage() {}
 
 func (x *DeletePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1995,7 +2225,7 @@ func (x *DeletePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*DeletePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{29}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeletePrincipalRequest) GetKind() PrincipalKind {
@@ -2020,7 +2250,7 @@ type DeletePrincipalResponse struct {
 
 func (x *DeletePrincipalResponse) Reset() {
 	*x = DeletePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2262,7 @@ func (x *DeletePrincipalResponse) String() string {
 func (*DeletePrincipalResponse) ProtoMessage() {}
 
 func (x *DeletePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2275,7 @@ func (x *DeletePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*DeletePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{30}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{34}
 }
 
 type ListPrincipalsRequest struct {
@@ -2059,7 +2289,7 @@ type ListPrincipalsRequest struct {
 
 func (x *ListPrincipalsRequest) Reset() {
 	*x = ListPrincipalsRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2301,7 @@ func (x *ListPrincipalsRequest) String() string {
 func (*ListPrincipalsRequest) ProtoMessage() {}
 
 func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2314,7 @@ func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrincipalsRequest.ProtoReflect.Descriptor instead.
 func (*ListPrincipalsRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{31}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListPrincipalsRequest) GetKind() PrincipalKind {
@@ -2118,7 +2348,7 @@ type ListPrincipalsResponse struct {
 
 func (x *ListPrincipalsResponse) Reset() {
 	*x = ListPrincipalsResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2360,7 @@ func (x *ListPrincipalsResponse) String() string {
 func (*ListPrincipalsResponse) ProtoMessage() {}
 
 func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2373,7 @@ func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*ListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{32}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListPrincipalsResponse) GetPrincipals() []*Principal {
@@ -2180,7 +2410,7 @@ type BudgetSpec struct {
 
 func (x *BudgetSpec) Reset() {
 	*x = BudgetSpec{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2192,7 +2422,7 @@ func (x *BudgetSpec) String() string {
 func (*BudgetSpec) ProtoMessage() {}
 
 func (x *BudgetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2205,7 +2435,7 @@ func (x *BudgetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetSpec.ProtoReflect.Descriptor instead.
 func (*BudgetSpec) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{33}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *BudgetSpec) GetBudgetId() string {
@@ -2265,7 +2495,7 @@ type Budget struct {
 
 func (x *Budget) Reset() {
 	*x = Budget{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2277,7 +2507,7 @@ func (x *Budget) String() string {
 func (*Budget) ProtoMessage() {}
 
 func (x *Budget) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2290,7 +2520,7 @@ func (x *Budget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Budget.ProtoReflect.Descriptor instead.
 func (*Budget) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{34}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Budget) GetSpec() *BudgetSpec {
@@ -2337,7 +2567,7 @@ type SetBudgetRequest struct {
 
 func (x *SetBudgetRequest) Reset() {
 	*x = SetBudgetRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2349,7 +2579,7 @@ func (x *SetBudgetRequest) String() string {
 func (*SetBudgetRequest) ProtoMessage() {}
 
 func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2362,7 +2592,7 @@ func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetRequest.ProtoReflect.Descriptor instead.
 func (*SetBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{35}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetBudgetRequest) GetSpec() *BudgetSpec {
@@ -2381,7 +2611,7 @@ type SetBudgetResponse struct {
 
 func (x *SetBudgetResponse) Reset() {
 	*x = SetBudgetResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2623,7 @@ func (x *SetBudgetResponse) String() string {
 func (*SetBudgetResponse) ProtoMessage() {}
 
 func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2636,7 @@ func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetResponse.ProtoReflect.Descriptor instead.
 func (*SetBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{36}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetBudgetResponse) GetBudget() *Budget {
@@ -2425,7 +2655,7 @@ type DeleteBudgetRequest struct {
 
 func (x *DeleteBudgetRequest) Reset() {
 	*x = DeleteBudgetRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2667,7 @@ func (x *DeleteBudgetRequest) String() string {
 func (*DeleteBudgetRequest) ProtoMessage() {}
 
 func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2680,7 @@ func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{37}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *DeleteBudgetRequest) GetBudgetId() string {
@@ -2468,7 +2698,7 @@ type DeleteBudgetResponse struct {
 
 func (x *DeleteBudgetResponse) Reset() {
 	*x = DeleteBudgetResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2480,7 +2710,7 @@ func (x *DeleteBudgetResponse) String() string {
 func (*DeleteBudgetResponse) ProtoMessage() {}
 
 func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2493,7 +2723,7 @@ func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{38}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{42}
 }
 
 type ListBudgetsRequest struct {
@@ -2508,7 +2738,7 @@ type ListBudgetsRequest struct {
 
 func (x *ListBudgetsRequest) Reset() {
 	*x = ListBudgetsRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2520,7 +2750,7 @@ func (x *ListBudgetsRequest) String() string {
 func (*ListBudgetsRequest) ProtoMessage() {}
 
 func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2533,7 +2763,7 @@ func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsRequest.ProtoReflect.Descriptor instead.
 func (*ListBudgetsRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{39}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListBudgetsRequest) GetScope() *v1.Scope {
@@ -2567,7 +2797,7 @@ type ListBudgetsResponse struct {
 
 func (x *ListBudgetsResponse) Reset() {
 	*x = ListBudgetsResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2809,7 @@ func (x *ListBudgetsResponse) String() string {
 func (*ListBudgetsResponse) ProtoMessage() {}
 
 func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2822,7 @@ func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsResponse.ProtoReflect.Descriptor instead.
 func (*ListBudgetsResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{40}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListBudgetsResponse) GetBudgets() []*Budget {
@@ -2647,7 +2877,19 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\badmitted\x18\x01 \x01(\v2 .spendledger.budget.v1.AdmissionH\x00R\badmitted\x127\n" +
 	"\x06denied\x18\x02 \x01(\v2\x1d.spendledger.budget.v1.DenialH\x00R\x06deniedB\n" +
 	"\n" +
-	"\bdecision\"\x85\x03\n" +
+	"\bdecision\"T\n" +
+	"\x11AdmitBatchRequest\x12?\n" +
+	"\brequests\x18\x01 \x03(\v2#.spendledger.budget.v1.AdmitRequestR\brequests\"W\n" +
+	"\x12AdmitBatchResponse\x12A\n" +
+	"\aresults\x18\x01 \x03(\v2'.spendledger.budget.v1.AdmitBatchResultR\aresults\"\x9c\x01\n" +
+	"\x10AdmitBatchResult\x12B\n" +
+	"\bresponse\x18\x01 \x01(\v2$.spendledger.budget.v1.AdmitResponseH\x00R\bresponse\x129\n" +
+	"\x05error\x18\x02 \x01(\v2!.spendledger.budget.v1.AdmitErrorH\x00R\x05errorB\t\n" +
+	"\aoutcome\":\n" +
+	"\n" +
+	"AdmitError\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x85\x03\n" +
 	"\tAdmission\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x129\n" +
 	"\n" +
@@ -2814,10 +3056,12 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\x13PRINCIPAL_KIND_USER\x10\x02\x12\x16\n" +
 	"\x12PRINCIPAL_KIND_ORG\x10\x03\x12\x1b\n" +
 	"\x17PRINCIPAL_KIND_END_USER\x10\x04\x12\x16\n" +
-	"\x12PRINCIPAL_KIND_TAG\x10\x052\xd7\f\n" +
+	"\x12PRINCIPAL_KIND_TAG\x10\x052\xba\r\n" +
 	"\rBudgetService\x12g\n" +
 	"\fAuthenticate\x12*.spendledger.budget.v1.AuthenticateRequest\x1a+.spendledger.budget.v1.AuthenticateResponse\x12R\n" +
-	"\x05Admit\x12#.spendledger.budget.v1.AdmitRequest\x1a$.spendledger.budget.v1.AdmitResponse\x12X\n" +
+	"\x05Admit\x12#.spendledger.budget.v1.AdmitRequest\x1a$.spendledger.budget.v1.AdmitResponse\x12a\n" +
+	"\n" +
+	"AdmitBatch\x12(.spendledger.budget.v1.AdmitBatchRequest\x1a).spendledger.budget.v1.AdmitBatchResponse\x12X\n" +
 	"\aRelease\x12%.spendledger.budget.v1.ReleaseRequest\x1a&.spendledger.budget.v1.ReleaseResponse\x12^\n" +
 	"\tCreateKey\x12'.spendledger.budget.v1.CreateKeyRequest\x1a(.spendledger.budget.v1.CreateKeyResponse\x12U\n" +
 	"\x06GetKey\x12$.spendledger.budget.v1.GetKeyRequest\x1a%.spendledger.budget.v1.GetKeyResponse\x12^\n" +
@@ -2847,7 +3091,7 @@ func file_spendledger_budget_v1_budget_proto_rawDescGZIP() []byte {
 }
 
 var file_spendledger_budget_v1_budget_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spendledger_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_spendledger_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_spendledger_budget_v1_budget_proto_goTypes = []any{
 	(DenialReason)(0),               // 0: spendledger.budget.v1.DenialReason
 	(PrincipalKind)(0),              // 1: spendledger.budget.v1.PrincipalKind
@@ -2856,133 +3100,143 @@ var file_spendledger_budget_v1_budget_proto_goTypes = []any{
 	(*Candidate)(nil),               // 4: spendledger.budget.v1.Candidate
 	(*AdmitRequest)(nil),            // 5: spendledger.budget.v1.AdmitRequest
 	(*AdmitResponse)(nil),           // 6: spendledger.budget.v1.AdmitResponse
-	(*Admission)(nil),               // 7: spendledger.budget.v1.Admission
-	(*CandidateCounters)(nil),       // 8: spendledger.budget.v1.CandidateCounters
-	(*Denial)(nil),                  // 9: spendledger.budget.v1.Denial
-	(*BudgetStatus)(nil),            // 10: spendledger.budget.v1.BudgetStatus
-	(*ReleaseRequest)(nil),          // 11: spendledger.budget.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),         // 12: spendledger.budget.v1.ReleaseResponse
-	(*Key)(nil),                     // 13: spendledger.budget.v1.Key
-	(*CreateKeyRequest)(nil),        // 14: spendledger.budget.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 15: spendledger.budget.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),           // 16: spendledger.budget.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),          // 17: spendledger.budget.v1.GetKeyResponse
-	(*UpdateKeyRequest)(nil),        // 18: spendledger.budget.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),       // 19: spendledger.budget.v1.UpdateKeyResponse
-	(*DeleteKeyRequest)(nil),        // 20: spendledger.budget.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil),       // 21: spendledger.budget.v1.DeleteKeyResponse
-	(*ListKeysRequest)(nil),         // 22: spendledger.budget.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),        // 23: spendledger.budget.v1.ListKeysResponse
-	(*Principal)(nil),               // 24: spendledger.budget.v1.Principal
-	(*CreatePrincipalRequest)(nil),  // 25: spendledger.budget.v1.CreatePrincipalRequest
-	(*CreatePrincipalResponse)(nil), // 26: spendledger.budget.v1.CreatePrincipalResponse
-	(*GetPrincipalRequest)(nil),     // 27: spendledger.budget.v1.GetPrincipalRequest
-	(*GetPrincipalResponse)(nil),    // 28: spendledger.budget.v1.GetPrincipalResponse
-	(*UpdatePrincipalRequest)(nil),  // 29: spendledger.budget.v1.UpdatePrincipalRequest
-	(*UpdatePrincipalResponse)(nil), // 30: spendledger.budget.v1.UpdatePrincipalResponse
-	(*DeletePrincipalRequest)(nil),  // 31: spendledger.budget.v1.DeletePrincipalRequest
-	(*DeletePrincipalResponse)(nil), // 32: spendledger.budget.v1.DeletePrincipalResponse
-	(*ListPrincipalsRequest)(nil),   // 33: spendledger.budget.v1.ListPrincipalsRequest
-	(*ListPrincipalsResponse)(nil),  // 34: spendledger.budget.v1.ListPrincipalsResponse
-	(*BudgetSpec)(nil),              // 35: spendledger.budget.v1.BudgetSpec
-	(*Budget)(nil),                  // 36: spendledger.budget.v1.Budget
-	(*SetBudgetRequest)(nil),        // 37: spendledger.budget.v1.SetBudgetRequest
-	(*SetBudgetResponse)(nil),       // 38: spendledger.budget.v1.SetBudgetResponse
-	(*DeleteBudgetRequest)(nil),     // 39: spendledger.budget.v1.DeleteBudgetRequest
-	(*DeleteBudgetResponse)(nil),    // 40: spendledger.budget.v1.DeleteBudgetResponse
-	(*ListBudgetsRequest)(nil),      // 41: spendledger.budget.v1.ListBudgetsRequest
-	(*ListBudgetsResponse)(nil),     // 42: spendledger.budget.v1.ListBudgetsResponse
-	nil,                             // 43: spendledger.budget.v1.Candidate.PriceOverridesEntry
-	nil,                             // 44: spendledger.budget.v1.Key.MetadataEntry
-	nil,                             // 45: spendledger.budget.v1.Principal.MetadataEntry
-	(*timestamppb.Timestamp)(nil),   // 46: google.protobuf.Timestamp
-	(*v1.Scope)(nil),                // 47: spendledger.events.v1.Scope
+	(*AdmitBatchRequest)(nil),       // 7: spendledger.budget.v1.AdmitBatchRequest
+	(*AdmitBatchResponse)(nil),      // 8: spendledger.budget.v1.AdmitBatchResponse
+	(*AdmitBatchResult)(nil),        // 9: spendledger.budget.v1.AdmitBatchResult
+	(*AdmitError)(nil),              // 10: spendledger.budget.v1.AdmitError
+	(*Admission)(nil),               // 11: spendledger.budget.v1.Admission
+	(*CandidateCounters)(nil),       // 12: spendledger.budget.v1.CandidateCounters
+	(*Denial)(nil),                  // 13: spendledger.budget.v1.Denial
+	(*BudgetStatus)(nil),            // 14: spendledger.budget.v1.BudgetStatus
+	(*ReleaseRequest)(nil),          // 15: spendledger.budget.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 16: spendledger.budget.v1.ReleaseResponse
+	(*Key)(nil),                     // 17: spendledger.budget.v1.Key
+	(*CreateKeyRequest)(nil),        // 18: spendledger.budget.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 19: spendledger.budget.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),           // 20: spendledger.budget.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),          // 21: spendledger.budget.v1.GetKeyResponse
+	(*UpdateKeyRequest)(nil),        // 22: spendledger.budget.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),       // 23: spendledger.budget.v1.UpdateKeyResponse
+	(*DeleteKeyRequest)(nil),        // 24: spendledger.budget.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),       // 25: spendledger.budget.v1.DeleteKeyResponse
+	(*ListKeysRequest)(nil),         // 26: spendledger.budget.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 27: spendledger.budget.v1.ListKeysResponse
+	(*Principal)(nil),               // 28: spendledger.budget.v1.Principal
+	(*CreatePrincipalRequest)(nil),  // 29: spendledger.budget.v1.CreatePrincipalRequest
+	(*CreatePrincipalResponse)(nil), // 30: spendledger.budget.v1.CreatePrincipalResponse
+	(*GetPrincipalRequest)(nil),     // 31: spendledger.budget.v1.GetPrincipalRequest
+	(*GetPrincipalResponse)(nil),    // 32: spendledger.budget.v1.GetPrincipalResponse
+	(*UpdatePrincipalRequest)(nil),  // 33: spendledger.budget.v1.UpdatePrincipalRequest
+	(*UpdatePrincipalResponse)(nil), // 34: spendledger.budget.v1.UpdatePrincipalResponse
+	(*DeletePrincipalRequest)(nil),  // 35: spendledger.budget.v1.DeletePrincipalRequest
+	(*DeletePrincipalResponse)(nil), // 36: spendledger.budget.v1.DeletePrincipalResponse
+	(*ListPrincipalsRequest)(nil),   // 37: spendledger.budget.v1.ListPrincipalsRequest
+	(*ListPrincipalsResponse)(nil),  // 38: spendledger.budget.v1.ListPrincipalsResponse
+	(*BudgetSpec)(nil),              // 39: spendledger.budget.v1.BudgetSpec
+	(*Budget)(nil),                  // 40: spendledger.budget.v1.Budget
+	(*SetBudgetRequest)(nil),        // 41: spendledger.budget.v1.SetBudgetRequest
+	(*SetBudgetResponse)(nil),       // 42: spendledger.budget.v1.SetBudgetResponse
+	(*DeleteBudgetRequest)(nil),     // 43: spendledger.budget.v1.DeleteBudgetRequest
+	(*DeleteBudgetResponse)(nil),    // 44: spendledger.budget.v1.DeleteBudgetResponse
+	(*ListBudgetsRequest)(nil),      // 45: spendledger.budget.v1.ListBudgetsRequest
+	(*ListBudgetsResponse)(nil),     // 46: spendledger.budget.v1.ListBudgetsResponse
+	nil,                             // 47: spendledger.budget.v1.Candidate.PriceOverridesEntry
+	nil,                             // 48: spendledger.budget.v1.Key.MetadataEntry
+	nil,                             // 49: spendledger.budget.v1.Principal.MetadataEntry
+	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
+	(*v1.Scope)(nil),                // 51: spendledger.events.v1.Scope
 }
 var file_spendledger_budget_v1_budget_proto_depIdxs = []int32{
-	13, // 0: spendledger.budget.v1.AuthenticateResponse.key:type_name -> spendledger.budget.v1.Key
-	43, // 1: spendledger.budget.v1.Candidate.price_overrides:type_name -> spendledger.budget.v1.Candidate.PriceOverridesEntry
+	17, // 0: spendledger.budget.v1.AuthenticateResponse.key:type_name -> spendledger.budget.v1.Key
+	47, // 1: spendledger.budget.v1.Candidate.price_overrides:type_name -> spendledger.budget.v1.Candidate.PriceOverridesEntry
 	4,  // 2: spendledger.budget.v1.AdmitRequest.candidates:type_name -> spendledger.budget.v1.Candidate
-	7,  // 3: spendledger.budget.v1.AdmitResponse.admitted:type_name -> spendledger.budget.v1.Admission
-	9,  // 4: spendledger.budget.v1.AdmitResponse.denied:type_name -> spendledger.budget.v1.Denial
-	46, // 5: spendledger.budget.v1.Admission.expires_at:type_name -> google.protobuf.Timestamp
-	10, // 6: spendledger.budget.v1.Admission.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	8,  // 7: spendledger.budget.v1.Admission.candidate_counters:type_name -> spendledger.budget.v1.CandidateCounters
-	10, // 8: spendledger.budget.v1.Denial.budget:type_name -> spendledger.budget.v1.BudgetStatus
-	0,  // 9: spendledger.budget.v1.Denial.reason:type_name -> spendledger.budget.v1.DenialReason
-	47, // 10: spendledger.budget.v1.BudgetStatus.scope:type_name -> spendledger.events.v1.Scope
-	46, // 11: spendledger.budget.v1.BudgetStatus.window_start:type_name -> google.protobuf.Timestamp
-	46, // 12: spendledger.budget.v1.BudgetStatus.resets_at:type_name -> google.protobuf.Timestamp
-	44, // 13: spendledger.budget.v1.Key.metadata:type_name -> spendledger.budget.v1.Key.MetadataEntry
-	46, // 14: spendledger.budget.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	46, // 15: spendledger.budget.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	13, // 16: spendledger.budget.v1.CreateKeyRequest.key:type_name -> spendledger.budget.v1.Key
-	35, // 17: spendledger.budget.v1.CreateKeyRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
-	13, // 18: spendledger.budget.v1.CreateKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	13, // 19: spendledger.budget.v1.GetKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	10, // 20: spendledger.budget.v1.GetKeyResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	13, // 21: spendledger.budget.v1.UpdateKeyRequest.key:type_name -> spendledger.budget.v1.Key
-	13, // 22: spendledger.budget.v1.UpdateKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	13, // 23: spendledger.budget.v1.ListKeysResponse.keys:type_name -> spendledger.budget.v1.Key
-	1,  // 24: spendledger.budget.v1.Principal.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	45, // 25: spendledger.budget.v1.Principal.metadata:type_name -> spendledger.budget.v1.Principal.MetadataEntry
-	46, // 26: spendledger.budget.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
-	24, // 27: spendledger.budget.v1.CreatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
-	35, // 28: spendledger.budget.v1.CreatePrincipalRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
-	24, // 29: spendledger.budget.v1.CreatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	1,  // 30: spendledger.budget.v1.GetPrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	24, // 31: spendledger.budget.v1.GetPrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	10, // 32: spendledger.budget.v1.GetPrincipalResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	24, // 33: spendledger.budget.v1.UpdatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
-	24, // 34: spendledger.budget.v1.UpdatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	1,  // 35: spendledger.budget.v1.DeletePrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	1,  // 36: spendledger.budget.v1.ListPrincipalsRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	24, // 37: spendledger.budget.v1.ListPrincipalsResponse.principals:type_name -> spendledger.budget.v1.Principal
-	47, // 38: spendledger.budget.v1.BudgetSpec.scope:type_name -> spendledger.events.v1.Scope
-	35, // 39: spendledger.budget.v1.Budget.spec:type_name -> spendledger.budget.v1.BudgetSpec
-	46, // 40: spendledger.budget.v1.Budget.anchor:type_name -> google.protobuf.Timestamp
-	46, // 41: spendledger.budget.v1.Budget.created_at:type_name -> google.protobuf.Timestamp
-	46, // 42: spendledger.budget.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
-	35, // 43: spendledger.budget.v1.SetBudgetRequest.spec:type_name -> spendledger.budget.v1.BudgetSpec
-	36, // 44: spendledger.budget.v1.SetBudgetResponse.budget:type_name -> spendledger.budget.v1.Budget
-	47, // 45: spendledger.budget.v1.ListBudgetsRequest.scope:type_name -> spendledger.events.v1.Scope
-	36, // 46: spendledger.budget.v1.ListBudgetsResponse.budgets:type_name -> spendledger.budget.v1.Budget
-	2,  // 47: spendledger.budget.v1.BudgetService.Authenticate:input_type -> spendledger.budget.v1.AuthenticateRequest
-	5,  // 48: spendledger.budget.v1.BudgetService.Admit:input_type -> spendledger.budget.v1.AdmitRequest
-	11, // 49: spendledger.budget.v1.BudgetService.Release:input_type -> spendledger.budget.v1.ReleaseRequest
-	14, // 50: spendledger.budget.v1.BudgetService.CreateKey:input_type -> spendledger.budget.v1.CreateKeyRequest
-	16, // 51: spendledger.budget.v1.BudgetService.GetKey:input_type -> spendledger.budget.v1.GetKeyRequest
-	18, // 52: spendledger.budget.v1.BudgetService.UpdateKey:input_type -> spendledger.budget.v1.UpdateKeyRequest
-	20, // 53: spendledger.budget.v1.BudgetService.DeleteKey:input_type -> spendledger.budget.v1.DeleteKeyRequest
-	22, // 54: spendledger.budget.v1.BudgetService.ListKeys:input_type -> spendledger.budget.v1.ListKeysRequest
-	25, // 55: spendledger.budget.v1.BudgetService.CreatePrincipal:input_type -> spendledger.budget.v1.CreatePrincipalRequest
-	27, // 56: spendledger.budget.v1.BudgetService.GetPrincipal:input_type -> spendledger.budget.v1.GetPrincipalRequest
-	29, // 57: spendledger.budget.v1.BudgetService.UpdatePrincipal:input_type -> spendledger.budget.v1.UpdatePrincipalRequest
-	31, // 58: spendledger.budget.v1.BudgetService.DeletePrincipal:input_type -> spendledger.budget.v1.DeletePrincipalRequest
-	33, // 59: spendledger.budget.v1.BudgetService.ListPrincipals:input_type -> spendledger.budget.v1.ListPrincipalsRequest
-	37, // 60: spendledger.budget.v1.BudgetService.SetBudget:input_type -> spendledger.budget.v1.SetBudgetRequest
-	39, // 61: spendledger.budget.v1.BudgetService.DeleteBudget:input_type -> spendledger.budget.v1.DeleteBudgetRequest
-	41, // 62: spendledger.budget.v1.BudgetService.ListBudgets:input_type -> spendledger.budget.v1.ListBudgetsRequest
-	3,  // 63: spendledger.budget.v1.BudgetService.Authenticate:output_type -> spendledger.budget.v1.AuthenticateResponse
-	6,  // 64: spendledger.budget.v1.BudgetService.Admit:output_type -> spendledger.budget.v1.AdmitResponse
-	12, // 65: spendledger.budget.v1.BudgetService.Release:output_type -> spendledger.budget.v1.ReleaseResponse
-	15, // 66: spendledger.budget.v1.BudgetService.CreateKey:output_type -> spendledger.budget.v1.CreateKeyResponse
-	17, // 67: spendledger.budget.v1.BudgetService.GetKey:output_type -> spendledger.budget.v1.GetKeyResponse
-	19, // 68: spendledger.budget.v1.BudgetService.UpdateKey:output_type -> spendledger.budget.v1.UpdateKeyResponse
-	21, // 69: spendledger.budget.v1.BudgetService.DeleteKey:output_type -> spendledger.budget.v1.DeleteKeyResponse
-	23, // 70: spendledger.budget.v1.BudgetService.ListKeys:output_type -> spendledger.budget.v1.ListKeysResponse
-	26, // 71: spendledger.budget.v1.BudgetService.CreatePrincipal:output_type -> spendledger.budget.v1.CreatePrincipalResponse
-	28, // 72: spendledger.budget.v1.BudgetService.GetPrincipal:output_type -> spendledger.budget.v1.GetPrincipalResponse
-	30, // 73: spendledger.budget.v1.BudgetService.UpdatePrincipal:output_type -> spendledger.budget.v1.UpdatePrincipalResponse
-	32, // 74: spendledger.budget.v1.BudgetService.DeletePrincipal:output_type -> spendledger.budget.v1.DeletePrincipalResponse
-	34, // 75: spendledger.budget.v1.BudgetService.ListPrincipals:output_type -> spendledger.budget.v1.ListPrincipalsResponse
-	38, // 76: spendledger.budget.v1.BudgetService.SetBudget:output_type -> spendledger.budget.v1.SetBudgetResponse
-	40, // 77: spendledger.budget.v1.BudgetService.DeleteBudget:output_type -> spendledger.budget.v1.DeleteBudgetResponse
-	42, // 78: spendledger.budget.v1.BudgetService.ListBudgets:output_type -> spendledger.budget.v1.ListBudgetsResponse
-	63, // [63:79] is the sub-list for method output_type
-	47, // [47:63] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	11, // 3: spendledger.budget.v1.AdmitResponse.admitted:type_name -> spendledger.budget.v1.Admission
+	13, // 4: spendledger.budget.v1.AdmitResponse.denied:type_name -> spendledger.budget.v1.Denial
+	5,  // 5: spendledger.budget.v1.AdmitBatchRequest.requests:type_name -> spendledger.budget.v1.AdmitRequest
+	9,  // 6: spendledger.budget.v1.AdmitBatchResponse.results:type_name -> spendledger.budget.v1.AdmitBatchResult
+	6,  // 7: spendledger.budget.v1.AdmitBatchResult.response:type_name -> spendledger.budget.v1.AdmitResponse
+	10, // 8: spendledger.budget.v1.AdmitBatchResult.error:type_name -> spendledger.budget.v1.AdmitError
+	50, // 9: spendledger.budget.v1.Admission.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 10: spendledger.budget.v1.Admission.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	12, // 11: spendledger.budget.v1.Admission.candidate_counters:type_name -> spendledger.budget.v1.CandidateCounters
+	14, // 12: spendledger.budget.v1.Denial.budget:type_name -> spendledger.budget.v1.BudgetStatus
+	0,  // 13: spendledger.budget.v1.Denial.reason:type_name -> spendledger.budget.v1.DenialReason
+	51, // 14: spendledger.budget.v1.BudgetStatus.scope:type_name -> spendledger.events.v1.Scope
+	50, // 15: spendledger.budget.v1.BudgetStatus.window_start:type_name -> google.protobuf.Timestamp
+	50, // 16: spendledger.budget.v1.BudgetStatus.resets_at:type_name -> google.protobuf.Timestamp
+	48, // 17: spendledger.budget.v1.Key.metadata:type_name -> spendledger.budget.v1.Key.MetadataEntry
+	50, // 18: spendledger.budget.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	50, // 19: spendledger.budget.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	17, // 20: spendledger.budget.v1.CreateKeyRequest.key:type_name -> spendledger.budget.v1.Key
+	39, // 21: spendledger.budget.v1.CreateKeyRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
+	17, // 22: spendledger.budget.v1.CreateKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	17, // 23: spendledger.budget.v1.GetKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	14, // 24: spendledger.budget.v1.GetKeyResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	17, // 25: spendledger.budget.v1.UpdateKeyRequest.key:type_name -> spendledger.budget.v1.Key
+	17, // 26: spendledger.budget.v1.UpdateKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	17, // 27: spendledger.budget.v1.ListKeysResponse.keys:type_name -> spendledger.budget.v1.Key
+	1,  // 28: spendledger.budget.v1.Principal.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	49, // 29: spendledger.budget.v1.Principal.metadata:type_name -> spendledger.budget.v1.Principal.MetadataEntry
+	50, // 30: spendledger.budget.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
+	28, // 31: spendledger.budget.v1.CreatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
+	39, // 32: spendledger.budget.v1.CreatePrincipalRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
+	28, // 33: spendledger.budget.v1.CreatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	1,  // 34: spendledger.budget.v1.GetPrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	28, // 35: spendledger.budget.v1.GetPrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	14, // 36: spendledger.budget.v1.GetPrincipalResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	28, // 37: spendledger.budget.v1.UpdatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
+	28, // 38: spendledger.budget.v1.UpdatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	1,  // 39: spendledger.budget.v1.DeletePrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	1,  // 40: spendledger.budget.v1.ListPrincipalsRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	28, // 41: spendledger.budget.v1.ListPrincipalsResponse.principals:type_name -> spendledger.budget.v1.Principal
+	51, // 42: spendledger.budget.v1.BudgetSpec.scope:type_name -> spendledger.events.v1.Scope
+	39, // 43: spendledger.budget.v1.Budget.spec:type_name -> spendledger.budget.v1.BudgetSpec
+	50, // 44: spendledger.budget.v1.Budget.anchor:type_name -> google.protobuf.Timestamp
+	50, // 45: spendledger.budget.v1.Budget.created_at:type_name -> google.protobuf.Timestamp
+	50, // 46: spendledger.budget.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
+	39, // 47: spendledger.budget.v1.SetBudgetRequest.spec:type_name -> spendledger.budget.v1.BudgetSpec
+	40, // 48: spendledger.budget.v1.SetBudgetResponse.budget:type_name -> spendledger.budget.v1.Budget
+	51, // 49: spendledger.budget.v1.ListBudgetsRequest.scope:type_name -> spendledger.events.v1.Scope
+	40, // 50: spendledger.budget.v1.ListBudgetsResponse.budgets:type_name -> spendledger.budget.v1.Budget
+	2,  // 51: spendledger.budget.v1.BudgetService.Authenticate:input_type -> spendledger.budget.v1.AuthenticateRequest
+	5,  // 52: spendledger.budget.v1.BudgetService.Admit:input_type -> spendledger.budget.v1.AdmitRequest
+	7,  // 53: spendledger.budget.v1.BudgetService.AdmitBatch:input_type -> spendledger.budget.v1.AdmitBatchRequest
+	15, // 54: spendledger.budget.v1.BudgetService.Release:input_type -> spendledger.budget.v1.ReleaseRequest
+	18, // 55: spendledger.budget.v1.BudgetService.CreateKey:input_type -> spendledger.budget.v1.CreateKeyRequest
+	20, // 56: spendledger.budget.v1.BudgetService.GetKey:input_type -> spendledger.budget.v1.GetKeyRequest
+	22, // 57: spendledger.budget.v1.BudgetService.UpdateKey:input_type -> spendledger.budget.v1.UpdateKeyRequest
+	24, // 58: spendledger.budget.v1.BudgetService.DeleteKey:input_type -> spendledger.budget.v1.DeleteKeyRequest
+	26, // 59: spendledger.budget.v1.BudgetService.ListKeys:input_type -> spendledger.budget.v1.ListKeysRequest
+	29, // 60: spendledger.budget.v1.BudgetService.CreatePrincipal:input_type -> spendledger.budget.v1.CreatePrincipalRequest
+	31, // 61: spendledger.budget.v1.BudgetService.GetPrincipal:input_type -> spendledger.budget.v1.GetPrincipalRequest
+	33, // 62: spendledger.budget.v1.BudgetService.UpdatePrincipal:input_type -> spendledger.budget.v1.UpdatePrincipalRequest
+	35, // 63: spendledger.budget.v1.BudgetService.DeletePrincipal:input_type -> spendledger.budget.v1.DeletePrincipalRequest
+	37, // 64: spendledger.budget.v1.BudgetService.ListPrincipals:input_type -> spendledger.budget.v1.ListPrincipalsRequest
+	41, // 65: spendledger.budget.v1.BudgetService.SetBudget:input_type -> spendledger.budget.v1.SetBudgetRequest
+	43, // 66: spendledger.budget.v1.BudgetService.DeleteBudget:input_type -> spendledger.budget.v1.DeleteBudgetRequest
+	45, // 67: spendledger.budget.v1.BudgetService.ListBudgets:input_type -> spendledger.budget.v1.ListBudgetsRequest
+	3,  // 68: spendledger.budget.v1.BudgetService.Authenticate:output_type -> spendledger.budget.v1.AuthenticateResponse
+	6,  // 69: spendledger.budget.v1.BudgetService.Admit:output_type -> spendledger.budget.v1.AdmitResponse
+	8,  // 70: spendledger.budget.v1.BudgetService.AdmitBatch:output_type -> spendledger.budget.v1.AdmitBatchResponse
+	16, // 71: spendledger.budget.v1.BudgetService.Release:output_type -> spendledger.budget.v1.ReleaseResponse
+	19, // 72: spendledger.budget.v1.BudgetService.CreateKey:output_type -> spendledger.budget.v1.CreateKeyResponse
+	21, // 73: spendledger.budget.v1.BudgetService.GetKey:output_type -> spendledger.budget.v1.GetKeyResponse
+	23, // 74: spendledger.budget.v1.BudgetService.UpdateKey:output_type -> spendledger.budget.v1.UpdateKeyResponse
+	25, // 75: spendledger.budget.v1.BudgetService.DeleteKey:output_type -> spendledger.budget.v1.DeleteKeyResponse
+	27, // 76: spendledger.budget.v1.BudgetService.ListKeys:output_type -> spendledger.budget.v1.ListKeysResponse
+	30, // 77: spendledger.budget.v1.BudgetService.CreatePrincipal:output_type -> spendledger.budget.v1.CreatePrincipalResponse
+	32, // 78: spendledger.budget.v1.BudgetService.GetPrincipal:output_type -> spendledger.budget.v1.GetPrincipalResponse
+	34, // 79: spendledger.budget.v1.BudgetService.UpdatePrincipal:output_type -> spendledger.budget.v1.UpdatePrincipalResponse
+	36, // 80: spendledger.budget.v1.BudgetService.DeletePrincipal:output_type -> spendledger.budget.v1.DeletePrincipalResponse
+	38, // 81: spendledger.budget.v1.BudgetService.ListPrincipals:output_type -> spendledger.budget.v1.ListPrincipalsResponse
+	42, // 82: spendledger.budget.v1.BudgetService.SetBudget:output_type -> spendledger.budget.v1.SetBudgetResponse
+	44, // 83: spendledger.budget.v1.BudgetService.DeleteBudget:output_type -> spendledger.budget.v1.DeleteBudgetResponse
+	46, // 84: spendledger.budget.v1.BudgetService.ListBudgets:output_type -> spendledger.budget.v1.ListBudgetsResponse
+	68, // [68:85] is the sub-list for method output_type
+	51, // [51:68] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_spendledger_budget_v1_budget_proto_init() }
@@ -2994,13 +3248,17 @@ func file_spendledger_budget_v1_budget_proto_init() {
 		(*AdmitResponse_Admitted)(nil),
 		(*AdmitResponse_Denied)(nil),
 	}
+	file_spendledger_budget_v1_budget_proto_msgTypes[7].OneofWrappers = []any{
+		(*AdmitBatchResult_Response)(nil),
+		(*AdmitBatchResult_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spendledger_budget_v1_budget_proto_rawDesc), len(file_spendledger_budget_v1_budget_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   44,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

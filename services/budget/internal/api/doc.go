@@ -22,6 +22,10 @@
 //   - Unavailable: Postgres (or, once wired, the spend reader) is down.
 //   - Unimplemented: Admit and Release until an Admitter is wired.
 //
+// AdmitBatch answers each item with what Admit would have: a response, or the
+// code and message of the error, as data (admitbatch.go). The call itself
+// fails only for the batch as a whole (InvalidArgument: none, or over 256).
+//
 // # Decisions
 //
 // References: teams and orgs must exist before a key, principal or budget

@@ -69,13 +69,16 @@ type Handler struct {
 	admitter Admitter
 	log      *slog.Logger
 	now      func() time.Time
+	// batchItems runs AdmitBatch's items (admitbatch.go).
+	batchItems *workers
 }
 
 var _ budgetv1connect.BudgetServiceHandler = (*Handler)(nil)
 
 // New returns a Handler.
 func New(cfg Config) *Handler {
-	h := &Handler{store: cfg.Store, keys: cfg.Keys, spend: cfg.SpendReader, admitter: cfg.Admitter, log: cfg.Log, now: cfg.Now}
+	h := &Handler{store: cfg.Store, keys: cfg.Keys, spend: cfg.SpendReader, admitter: cfg.Admitter, log: cfg.Log, now: cfg.Now,
+		batchItems: newWorkers(batchWorkerIdle)}
 	if h.keys == nil {
 		h.keys = cfg.Store
 	}

@@ -18,6 +18,7 @@ import (
 
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
+	"github.com/spendledger/spendledger/services/budget/budgetclient"
 	"github.com/spendledger/spendledger/services/internal/serve"
 )
 
@@ -96,15 +97,22 @@ func Classify(op string, err error) *Error {
 
 // Client is the Connect implementation of Service.
 type Client struct {
-	c budgetv1connect.BudgetServiceClient
+	c     budgetv1connect.BudgetServiceClient
+	admit *budgetclient.Coalescer
 }
 
 // NewClient returns a client of the budget service at baseURL over httpClient
 // (serve.RPCClient: admission is on every request, so calls share a few
 // multiplexed connections), without response compression
-// (serve.RPCClientOptions).
+// (serve.RPCClientOptions). Concurrent Admits go out together as AdmitBatch
+// calls (budgetclient.Coalescer: no timer, so a lone Admit is sent at once;
+// plain Admit against a budget service without AdmitBatch).
 func NewClient(httpClient *http.Client, baseURL string) *Client {
-	return &Client{c: budgetv1connect.NewBudgetServiceClient(httpClient, baseURL, serve.RPCClientOptions()...)}
+	return clientOf(budgetv1connect.NewBudgetServiceClient(httpClient, baseURL, serve.RPCClientOptions()...))
+}
+
+func clientOf(c budgetv1connect.BudgetServiceClient) *Client {
+	return &Client{c: c, admit: budgetclient.New(c, budgetclient.Options{})}
 }
 
 // Authenticate implements Service.
@@ -121,11 +129,11 @@ func (c *Client) Authenticate(ctx context.Context, keyHash string) (*budgetv1.Ke
 
 // Admit implements Service.
 func (c *Client) Admit(ctx context.Context, req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, error) {
-	resp, err := c.c.Admit(ctx, connect.NewRequest(req))
+	resp, err := c.admit.Admit(ctx, req)
 	if err != nil {
 		return nil, Classify("admit", err)
 	}
-	return resp.Msg, nil
+	return resp, nil
 }
 
 // Release implements Service.

@@ -137,3 +137,42 @@ func TestCachedAuthenticate(t *testing.T) {
 		t.Fatalf("%d calls; the negative TTL is shorter", inner.calls)
 	}
 }
+
+// batchHandler implements AdmitBatch only: it refuses the request id
+// "blocked" as Admit would (PermissionDenied) and admits the rest.
+type batchHandler struct {
+	budgetv1connect.UnimplementedBudgetServiceHandler
+	batches atomic.Int64
+}
+
+func (h *batchHandler) AdmitBatch(_ context.Context, r *connect.Request[budgetv1.AdmitBatchRequest]) (*connect.Response[budgetv1.AdmitBatchResponse], error) {
+	h.batches.Add(1)
+	out := &budgetv1.AdmitBatchResponse{}
+	for _, req := range r.Msg.Requests {
+		if req.RequestId == "blocked" {
+			out.Results = append(out.Results, &budgetv1.AdmitBatchResult{Outcome: &budgetv1.AdmitBatchResult_Error{
+				Error: &budgetv1.AdmitError{Code: uint32(connect.CodePermissionDenied), Message: `end user "u" is blocked`}}})
+			continue
+		}
+		out.Results = append(out.Results, &budgetv1.AdmitBatchResult{Outcome: &budgetv1.AdmitBatchResult_Response{
+			Response: &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: &budgetv1.Admission{ReservationId: req.RequestId}}}}})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func TestAdmitGoesOutAsAdmitBatchAndMapsItemErrorsAsAdmitDid(t *testing.T) {
+	h := &batchHandler{}
+	c := startBudget(t, h)
+	resp, err := c.Admit(context.Background(), &budgetv1.AdmitRequest{RequestId: "r1"})
+	if err != nil || resp.GetAdmitted().GetReservationId() != "r1" {
+		t.Fatalf("admit: %v, %v", resp, err)
+	}
+	_, err = c.Admit(context.Background(), &budgetv1.AdmitRequest{RequestId: "blocked"})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != KindForbidden || e.Message() != `end user "u" is blocked` {
+		t.Fatalf("blocked item: %v; want KindForbidden with the service's message", err)
+	}
+	if n := h.batches.Load(); n != 2 {
+		t.Fatalf("%d AdmitBatch calls; want every Admit sent as one", n)
+	}
+}

@@ -38,6 +38,9 @@ const (
 	BudgetServiceAuthenticateProcedure = "/spendledger.budget.v1.BudgetService/Authenticate"
 	// BudgetServiceAdmitProcedure is the fully-qualified name of the BudgetService's Admit RPC.
 	BudgetServiceAdmitProcedure = "/spendledger.budget.v1.BudgetService/Admit"
+	// BudgetServiceAdmitBatchProcedure is the fully-qualified name of the BudgetService's AdmitBatch
+	// RPC.
+	BudgetServiceAdmitBatchProcedure = "/spendledger.budget.v1.BudgetService/AdmitBatch"
 	// BudgetServiceReleaseProcedure is the fully-qualified name of the BudgetService's Release RPC.
 	BudgetServiceReleaseProcedure = "/spendledger.budget.v1.BudgetService/Release"
 	// BudgetServiceCreateKeyProcedure is the fully-qualified name of the BudgetService's CreateKey RPC.
@@ -83,6 +86,12 @@ type BudgetServiceClient interface {
 	// upper-bound estimate on all of them atomically, or denies naming the budget
 	// that would be exceeded. Idempotent per request_id.
 	Admit(context.Context, *connect.Request[v1.AdmitRequest]) (*connect.Response[v1.AdmitResponse], error)
+	// AdmitBatch admits several requests in one call: each item is decided
+	// exactly as its own Admit would be (idempotent per request_id, denials,
+	// errors), concurrently, so they share the service's group commit. One
+	// item's error never fails the others. The call itself fails only for the
+	// batch as a whole: InvalidArgument for no requests or more than 256.
+	AdmitBatch(context.Context, *connect.Request[v1.AdmitBatchRequest]) (*connect.Response[v1.AdmitBatchResponse], error)
 	// Release voids a reservation. Releasing twice, or after expiry, is a no-op.
 	Release(context.Context, *connect.Request[v1.ReleaseRequest]) (*connect.Response[v1.ReleaseResponse], error)
 	CreateKey(context.Context, *connect.Request[v1.CreateKeyRequest]) (*connect.Response[v1.CreateKeyResponse], error)
@@ -122,6 +131,12 @@ func NewBudgetServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 			httpClient,
 			baseURL+BudgetServiceAdmitProcedure,
 			connect.WithSchema(budgetServiceMethods.ByName("Admit")),
+			connect.WithClientOptions(opts...),
+		),
+		admitBatch: connect.NewClient[v1.AdmitBatchRequest, v1.AdmitBatchResponse](
+			httpClient,
+			baseURL+BudgetServiceAdmitBatchProcedure,
+			connect.WithSchema(budgetServiceMethods.ByName("AdmitBatch")),
 			connect.WithClientOptions(opts...),
 		),
 		release: connect.NewClient[v1.ReleaseRequest, v1.ReleaseResponse](
@@ -215,6 +230,7 @@ func NewBudgetServiceClient(httpClient connect.HTTPClient, baseURL string, opts 
 type budgetServiceClient struct {
 	authenticate    *connect.Client[v1.AuthenticateRequest, v1.AuthenticateResponse]
 	admit           *connect.Client[v1.AdmitRequest, v1.AdmitResponse]
+	admitBatch      *connect.Client[v1.AdmitBatchRequest, v1.AdmitBatchResponse]
 	release         *connect.Client[v1.ReleaseRequest, v1.ReleaseResponse]
 	createKey       *connect.Client[v1.CreateKeyRequest, v1.CreateKeyResponse]
 	getKey          *connect.Client[v1.GetKeyRequest, v1.GetKeyResponse]
@@ -239,6 +255,11 @@ func (c *budgetServiceClient) Authenticate(ctx context.Context, req *connect.Req
 // Admit calls spendledger.budget.v1.BudgetService.Admit.
 func (c *budgetServiceClient) Admit(ctx context.Context, req *connect.Request[v1.AdmitRequest]) (*connect.Response[v1.AdmitResponse], error) {
 	return c.admit.CallUnary(ctx, req)
+}
+
+// AdmitBatch calls spendledger.budget.v1.BudgetService.AdmitBatch.
+func (c *budgetServiceClient) AdmitBatch(ctx context.Context, req *connect.Request[v1.AdmitBatchRequest]) (*connect.Response[v1.AdmitBatchResponse], error) {
+	return c.admitBatch.CallUnary(ctx, req)
 }
 
 // Release calls spendledger.budget.v1.BudgetService.Release.
@@ -319,6 +340,12 @@ type BudgetServiceHandler interface {
 	// upper-bound estimate on all of them atomically, or denies naming the budget
 	// that would be exceeded. Idempotent per request_id.
 	Admit(context.Context, *connect.Request[v1.AdmitRequest]) (*connect.Response[v1.AdmitResponse], error)
+	// AdmitBatch admits several requests in one call: each item is decided
+	// exactly as its own Admit would be (idempotent per request_id, denials,
+	// errors), concurrently, so they share the service's group commit. One
+	// item's error never fails the others. The call itself fails only for the
+	// batch as a whole: InvalidArgument for no requests or more than 256.
+	AdmitBatch(context.Context, *connect.Request[v1.AdmitBatchRequest]) (*connect.Response[v1.AdmitBatchResponse], error)
 	// Release voids a reservation. Releasing twice, or after expiry, is a no-op.
 	Release(context.Context, *connect.Request[v1.ReleaseRequest]) (*connect.Response[v1.ReleaseResponse], error)
 	CreateKey(context.Context, *connect.Request[v1.CreateKeyRequest]) (*connect.Response[v1.CreateKeyResponse], error)
@@ -354,6 +381,12 @@ func NewBudgetServiceHandler(svc BudgetServiceHandler, opts ...connect.HandlerOp
 		BudgetServiceAdmitProcedure,
 		svc.Admit,
 		connect.WithSchema(budgetServiceMethods.ByName("Admit")),
+		connect.WithHandlerOptions(opts...),
+	)
+	budgetServiceAdmitBatchHandler := connect.NewUnaryHandler(
+		BudgetServiceAdmitBatchProcedure,
+		svc.AdmitBatch,
+		connect.WithSchema(budgetServiceMethods.ByName("AdmitBatch")),
 		connect.WithHandlerOptions(opts...),
 	)
 	budgetServiceReleaseHandler := connect.NewUnaryHandler(
@@ -446,6 +479,8 @@ func NewBudgetServiceHandler(svc BudgetServiceHandler, opts ...connect.HandlerOp
 			budgetServiceAuthenticateHandler.ServeHTTP(w, r)
 		case BudgetServiceAdmitProcedure:
 			budgetServiceAdmitHandler.ServeHTTP(w, r)
+		case BudgetServiceAdmitBatchProcedure:
+			budgetServiceAdmitBatchHandler.ServeHTTP(w, r)
 		case BudgetServiceReleaseProcedure:
 			budgetServiceReleaseHandler.ServeHTTP(w, r)
 		case BudgetServiceCreateKeyProcedure:
@@ -489,6 +524,10 @@ func (UnimplementedBudgetServiceHandler) Authenticate(context.Context, *connect.
 
 func (UnimplementedBudgetServiceHandler) Admit(context.Context, *connect.Request[v1.AdmitRequest]) (*connect.Response[v1.AdmitResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spendledger.budget.v1.BudgetService.Admit is not implemented"))
+}
+
+func (UnimplementedBudgetServiceHandler) AdmitBatch(context.Context, *connect.Request[v1.AdmitBatchRequest]) (*connect.Response[v1.AdmitBatchResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("spendledger.budget.v1.BudgetService.AdmitBatch is not implemented"))
 }
 
 func (UnimplementedBudgetServiceHandler) Release(context.Context, *connect.Request[v1.ReleaseRequest]) (*connect.Response[v1.ReleaseResponse], error) {
