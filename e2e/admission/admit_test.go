@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	"github.com/spendledger/spendledger/ledger/scope"
@@ -112,7 +113,7 @@ func TestReservationExpiryAndDoubleRelease(t *testing.T) {
 
 	release := func(id string, keys []string) bool {
 		t.Helper()
-		return must[budgetv1.ReleaseResponse](t, "release "+id)(in.client.Release(ctxFor(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: id, CounterKeys: keys}))).Released
+		return harness.OK[budgetv1.ReleaseResponse](t, "release "+id)(in.client.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: id, CounterKeys: keys}))).Released
 	}
 	if release("first", a.CounterKeys) {
 		t.Fatal("released an expired, evicted reservation")
@@ -124,10 +125,10 @@ func TestReservationExpiryAndDoubleRelease(t *testing.T) {
 		t.Fatal("second release: true")
 	}
 	e.wantState(b.CounterKeys[0], 0, 0)
-	_, err := in.client.Release(ctxFor(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: "x", CounterKeys: []string{b.CounterKeys[0], b.CounterKeys[0]}}))
-	wantCode(t, "release naming a counter twice", err, connect.CodeInvalidArgument)
-	_, err = in.client.Release(ctxFor(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: strings.Repeat("r", 257), CounterKeys: b.CounterKeys}))
-	wantCode(t, "release with an over-long id", err, connect.CodeInvalidArgument)
+	_, err := in.client.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: "x", CounterKeys: []string{b.CounterKeys[0], b.CounterKeys[0]}}))
+	harness.WantCode(t, "release naming a counter twice", err, connect.CodeInvalidArgument)
+	_, err = in.client.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: strings.Repeat("r", 257), CounterKeys: b.CounterKeys}))
+	harness.WantCode(t, "release with an over-long id", err, connect.CodeInvalidArgument)
 }
 
 // TestWindowRollover: a 30s calendar-aligned budget exhausted in one window
@@ -216,7 +217,7 @@ func TestTwoInstancesOneBudget(t *testing.T) {
 	spec.LimitUsd = "2"
 	setBudget(t, a.client, spec)
 	admitted(t, admit(t, a.client, admitReq("raised-a", "k-shared", 10_000, 4_000)))
-	eventually(t, 5*time.Second, "B admits under the raised limit", func() (bool, string) {
+	harness.Eventually(t, 5*time.Second, "B admits under the raised limit", func() (bool, string) {
 		r := admit(t, b.client, admitReq("raised-b", "k-shared", 10_000, 4_000))
 		return r.GetAdmitted() != nil, r.GetDenied().GetMessage()
 	})

@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	"github.com/spendledger/spendledger/services/budget/budgetclient"
 )
@@ -17,7 +18,7 @@ import (
 // admitBatch runs AdmitBatch and fails the test if the call as a whole fails.
 func admitBatch(t *testing.T, in *instance, reqs ...*budgetv1.AdmitRequest) []*budgetv1.AdmitBatchResult {
 	t.Helper()
-	r := must[budgetv1.AdmitBatchResponse](t, "admit batch")(in.client.AdmitBatch(ctxFor(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{Requests: reqs})))
+	r := harness.OK[budgetv1.AdmitBatchResponse](t, "admit batch")(in.client.AdmitBatch(harness.Context(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{Requests: reqs})))
 	if len(r.Results) != len(reqs) {
 		t.Fatalf("%d results for %d requests", len(r.Results), len(reqs))
 	}
@@ -48,7 +49,7 @@ func TestAdmitBatchKeepsAdmitsSemanticsPerItem(t *testing.T) {
 	in := e.newInstance(nil)
 	createKey(t, in.client, "k-batch", "", &budgetv1.BudgetSpec{LimitUsd: "1", Duration: "1d"})
 	createKey(t, in.client, "k-batch-free", "")
-	must[budgetv1.CreatePrincipalResponse](t, "create blocked end user")(in.client.CreatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "create blocked end user")(in.client.CreatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_END_USER, Id: "cust-blocked", Blocked: true}})))
 
 	blocked := admitReq("b-blocked", "k-batch", 1_000, 1_000)
@@ -89,10 +90,10 @@ func TestAdmitBatchKeepsAdmitsSemanticsPerItem(t *testing.T) {
 	for i := range 257 {
 		tooMany = append(tooMany, admitReq(fmt.Sprintf("b-many-%d", i), "k-batch", 1, 1))
 	}
-	_, err := in.client.AdmitBatch(ctxFor(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{Requests: tooMany}))
-	wantCode(t, "257 requests", err, connect.CodeInvalidArgument)
-	_, err = in.client.AdmitBatch(ctxFor(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{}))
-	wantCode(t, "no requests", err, connect.CodeInvalidArgument)
+	_, err := in.client.AdmitBatch(harness.Context(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{Requests: tooMany}))
+	harness.WantCode(t, "257 requests", err, connect.CodeInvalidArgument)
+	_, err = in.client.AdmitBatch(harness.Context(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{}))
+	harness.WantCode(t, "no requests", err, connect.CodeInvalidArgument)
 	e.wantState(counter, 0, est10k4k) // a refused batch admitted nothing
 
 	e.in.StopRedis()
@@ -193,7 +194,7 @@ func TestBatchedAdmitsNeverPassTheLimit(t *testing.T) {
 		var wg sync.WaitGroup
 		for b := range 4 {
 			wg.Go(func() {
-				batches[b], errs[b] = in.client.AdmitBatch(ctxFor(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{Requests: reqs[b*16 : (b+1)*16]}))
+				batches[b], errs[b] = in.client.AdmitBatch(harness.Context(t), connect.NewRequest(&budgetv1.AdmitBatchRequest{Requests: reqs[b*16 : (b+1)*16]}))
 			})
 		}
 		wg.Wait()

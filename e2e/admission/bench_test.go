@@ -13,6 +13,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
@@ -42,14 +43,14 @@ func BenchmarkAdmitInProcess(b *testing.B) {
 				tr.Protocols.SetUnencryptedHTTP2(true)
 			}
 			c := budgetv1connect.NewBudgetServiceClient(&http.Client{Transport: tr}, srv.URL)
-			_, err := c.CreatePrincipal(ctxFor(b), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
+			_, err := c.CreatePrincipal(harness.Context(b), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
 				Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_ORG, Id: "o"}}))
 			if err != nil {
 				b.Fatal(err)
 			}
 			createKey(b, c, "seed", "t")
 			for i := range 16 {
-				_, err := c.CreateKey(ctxFor(b), connect.NewRequest(&budgetv1.CreateKeyRequest{
+				_, err := c.CreateKey(harness.Context(b), connect.NewRequest(&budgetv1.CreateKeyRequest{
 					Key:     &budgetv1.Key{KeyId: fmt.Sprintf("k%d", i), TeamId: "t", UserId: "u", OrgId: "o", Tags: []string{"tag"}},
 					Budgets: []*budgetv1.BudgetSpec{{LimitUsd: "100000", Duration: "1d"}}}))
 				if err != nil {

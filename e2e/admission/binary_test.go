@@ -71,7 +71,7 @@ func TestBinary(t *testing.T) {
 		t.Fatalf("after expiry admitted %d; want 14", n)
 	}
 	rel := func() bool {
-		return must[budgetv1.ReleaseResponse](t, "release")(c.Release(ctxFor(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: last.ReservationId, CounterKeys: last.CounterKeys}))).Released
+		return harness.OK[budgetv1.ReleaseResponse](t, "release")(c.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: last.ReservationId, CounterKeys: last.CounterKeys}))).Released
 	}
 	if !rel() || rel() {
 		t.Fatal("release twice: want true, then false")

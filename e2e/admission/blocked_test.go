@@ -8,6 +8,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 )
 
@@ -22,7 +23,7 @@ func TestBlockedEndUsersAndTags(t *testing.T) {
 	a, b := e.newInstance(nil), e.newInstance(nil)
 	ins := map[string]*instance{"A": a, "B": b}
 	createKey(t, a.client, "k-blk", "", &budgetv1.BudgetSpec{LimitUsd: "10", Duration: "1d"})
-	must[budgetv1.CreateKeyResponse](t, "create tagged key")(a.client.CreateKey(ctxFor(t), connect.NewRequest(&budgetv1.CreateKeyRequest{
+	harness.OK[budgetv1.CreateKeyResponse](t, "create tagged key")(a.client.CreateKey(harness.Context(t), connect.NewRequest(&budgetv1.CreateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "k-tagged", Tags: []string{"t-key"}}})))
 
 	n := 0
@@ -44,8 +45,8 @@ func TestBlockedEndUsersAndTags(t *testing.T) {
 			if name == changedOn {
 				within = 0
 			}
-			eventually(t, within, what+" on "+name, func() (bool, string) {
-				resp, err := in.client.Admit(ctxFor(t), connect.NewRequest(req(key, endUser, tags...)))
+			harness.Eventually(t, within, what+" on "+name, func() (bool, string) {
+				resp, err := in.client.Admit(harness.Context(t), connect.NewRequest(req(key, endUser, tags...)))
 				if want == "" {
 					if err != nil || resp.Msg.GetAdmitted() == nil {
 						return false, fmt.Sprintf("%v %v", err, resp)
@@ -69,12 +70,12 @@ func TestBlockedEndUsersAndTags(t *testing.T) {
 	reservedBefore := e.state(counter).Reserved
 
 	// An end user created blocked.
-	must[budgetv1.CreatePrincipalResponse](t, "create blocked end user")(a.client.CreatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "create blocked end user")(a.client.CreatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_END_USER, Id: "cust-9", Blocked: true}})))
 	// A, which made the change, refuses at once, and the refusal reserves
 	// nothing. (B may admit, and reserve, until the notification reaches it.)
-	_, err := a.client.Admit(ctxFor(t), connect.NewRequest(req("k-blk", "cust-9", "t-req")))
-	wantCode(t, "blocked end user on A", err, connect.CodePermissionDenied)
+	_, err := a.client.Admit(harness.Context(t), connect.NewRequest(req("k-blk", "cust-9", "t-req")))
+	harness.WantCode(t, "blocked end user on A", err, connect.CodePermissionDenied)
 	if got := e.state(counter).Reserved; got != reservedBefore {
 		t.Fatalf("a refused request reserved: %d, was %d", got, reservedBefore)
 	}
@@ -86,7 +87,7 @@ func TestBlockedEndUsersAndTags(t *testing.T) {
 	expect("unblocked end user", "B", "k-blk", "cust-9", []string{"t-req"}, "")
 
 	// A request tag, blocked by an update (the tag already exists).
-	must[budgetv1.CreatePrincipalResponse](t, "create tag")(a.client.CreatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "create tag")(a.client.CreatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_TAG, Id: "t-req"}})))
 	expect("unblocked tag", "A", "k-blk", "cust-9", []string{"t-req"}, "")
 	setBlocked(t, a, budgetv1.PrincipalKind_PRINCIPAL_KIND_TAG, "t-req", true)
@@ -96,7 +97,7 @@ func TestBlockedEndUsersAndTags(t *testing.T) {
 	expect("unblocked request tag", "B", "k-blk", "", []string{"t-req"}, "")
 
 	// A tag the key carries, blocked.
-	must[budgetv1.CreatePrincipalResponse](t, "create key tag")(b.client.CreatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
+	harness.OK[budgetv1.CreatePrincipalResponse](t, "create key tag")(b.client.CreatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_TAG, Id: "t-key"}})))
 	setBlocked(t, b, budgetv1.PrincipalKind_PRINCIPAL_KIND_TAG, "t-key", true)
 	expect("blocked key tag", "B", "k-tagged", "", nil, `tag "t-key" is blocked`)
@@ -113,6 +114,6 @@ func otherThan(name string) string {
 
 func setBlocked(t *testing.T, in *instance, kind budgetv1.PrincipalKind, id string, blocked bool) {
 	t.Helper()
-	must[budgetv1.UpdatePrincipalResponse](t, fmt.Sprintf("set %s blocked=%v", id, blocked))(in.client.UpdatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.UpdatePrincipalRequest{
+	harness.OK[budgetv1.UpdatePrincipalResponse](t, fmt.Sprintf("set %s blocked=%v", id, blocked))(in.client.UpdatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.UpdatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: kind, Id: id, Blocked: blocked}, UpdateFields: []string{"blocked"}})))
 }

@@ -10,6 +10,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	"github.com/spendledger/spendledger/ledger/scope"
@@ -88,9 +89,9 @@ func FuzzAdmit(f *testing.F) {
 			setBudget(f, h, &budgetv1.BudgetSpec{Scope: scopeOf(k, s.ID, s.ModelGroup), LimitUsd: money(limit), Duration: "1d"})
 		}
 	}
-	must[budgetv1.UpdateKeyResponse](f, "block")(h.UpdateKey(context.Background(), connect.NewRequest(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](f, "block")(h.UpdateKey(context.Background(), connect.NewRequest(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "fz-blocked", Blocked: true}, UpdateFields: []string{"blocked"}})))
-	must[budgetv1.UpdateKeyResponse](f, "allow-list")(h.UpdateKey(context.Background(), connect.NewRequest(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](f, "allow-list")(h.UpdateKey(context.Background(), connect.NewRequest(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "fz-models", Models: []string{"gpt-4o"}}, UpdateFields: []string{"models"}})))
 
 	var mu sync.Mutex

@@ -77,7 +77,7 @@ func newEnv(t testing.TB) *env {
 	}
 	t.Cleanup(pool.Close)
 	for _, set := range []migrations.Set{migrations.Ledger, migrations.Budget} {
-		if _, err := migrations.Apply(ctxFor(t), pool, set); err != nil {
+		if _, err := migrations.Apply(harness.Context(t), pool, set); err != nil {
 			t.Fatalf("migrations %s: %v", set, err)
 		}
 	}
@@ -100,12 +100,6 @@ func (e *env) withT(t *testing.T) *env {
 	c := *e
 	c.t = t
 	return &c
-}
-
-func ctxFor(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	tb.Cleanup(cancel)
-	return ctx
 }
 
 // instance is one in-process budget service instance with admission: its
@@ -171,44 +165,8 @@ func (e *env) newInstance(tune func(*budgetsvc.AdmissionConfig)) *instance {
 	srv.EnableHTTP2 = true
 	srv.Start()
 	t.Cleanup(srv.Close)
-	eventually(t, 10*time.Second, "cache listening", func() (bool, string) { return svc.Cache.Listening(), "not listening" })
+	harness.Eventually(t, 10*time.Second, "cache listening", func() (bool, string) { return svc.Cache.Listening(), "not listening" })
 	return &instance{svc: svc, client: budgetv1connect.NewBudgetServiceClient(srv.Client(), srv.URL), clock: clk}
-}
-
-// eventually polls cond every 10ms until it holds or within passes.
-func eventually(tb testing.TB, within time.Duration, what string, cond func() (bool, string)) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("%s: not within %v (last: %s)", what, within, saw)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-func must[T any](tb testing.TB, what string) func(*connect.Response[T], error) *T {
-	return func(r *connect.Response[T], err error) *T {
-		tb.Helper()
-		if err != nil {
-			tb.Fatalf("%s: %v", what, err)
-		}
-		return r.Msg
-	}
-}
-
-func wantCode(tb testing.TB, what string, err error, want connect.Code) {
-	tb.Helper()
-	if err == nil {
-		tb.Fatalf("%s: succeeded; want %v", what, want)
-	}
-	if got := connect.CodeOf(err); got != want {
-		tb.Fatalf("%s: %v (%v); want %v", what, got, err, want)
-	}
 }
 
 func scopeOf(k eventsv1.ScopeKind, id, model string) *eventsv1.Scope {
@@ -228,19 +186,19 @@ type budgetAPI interface {
 func createKey(t testing.TB, c budgetAPI, id, team string, budgets ...*budgetv1.BudgetSpec) {
 	t.Helper()
 	if team != "" {
-		_, err := c.CreatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
+		_, err := c.CreatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.CreatePrincipalRequest{
 			Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_TEAM, Id: team}}))
 		if err != nil && connect.CodeOf(err) != connect.CodeAlreadyExists {
 			t.Fatalf("create team %s: %v", team, err)
 		}
 	}
-	must[budgetv1.CreateKeyResponse](t, "create key "+id)(c.CreateKey(ctxFor(t), connect.NewRequest(&budgetv1.CreateKeyRequest{
+	harness.OK[budgetv1.CreateKeyResponse](t, "create key "+id)(c.CreateKey(harness.Context(t), connect.NewRequest(&budgetv1.CreateKeyRequest{
 		Key: &budgetv1.Key{KeyId: id, TeamId: team}, Budgets: budgets})))
 }
 
 func setBudget(t testing.TB, c budgetAPI, spec *budgetv1.BudgetSpec) *budgetv1.Budget {
 	t.Helper()
-	return must[budgetv1.SetBudgetResponse](t, "set budget")(c.SetBudget(ctxFor(t), connect.NewRequest(&budgetv1.SetBudgetRequest{Spec: spec}))).Budget
+	return harness.OK[budgetv1.SetBudgetResponse](t, "set budget")(c.SetBudget(harness.Context(t), connect.NewRequest(&budgetv1.SetBudgetRequest{Spec: spec}))).Budget
 }
 
 // gpt4o is a candidate deployment of gpt-4o on OpenAI.
@@ -257,7 +215,7 @@ func admitReq(id, key string, prompt, maxTokens int64) *budgetv1.AdmitRequest {
 // admit runs Admit and fails the test on an error.
 func admit(t testing.TB, c budgetAPI, m *budgetv1.AdmitRequest) *budgetv1.AdmitResponse {
 	t.Helper()
-	return must[budgetv1.AdmitResponse](t, "admit "+m.RequestId)(c.Admit(ctxFor(t), connect.NewRequest(m)))
+	return harness.OK[budgetv1.AdmitResponse](t, "admit "+m.RequestId)(c.Admit(harness.Context(t), connect.NewRequest(m)))
 }
 
 // admitted fails the test unless r admitted, and returns the Admission.
@@ -300,7 +258,7 @@ func (e *env) settle(a *budgetv1.Admission, deployment string, cost int64) {
 		return
 	}
 	seq := e.seq.Add(1)
-	res, err := e.store.Apply(ctxFor(e.t), redisstore.Application{
+	res, err := e.store.Apply(harness.Context(e.t), redisstore.Application{
 		EventID: fmt.Sprintf("ev-%d", seq), StreamSeq: seq, TxID: 1 << 50, Cost: cost,
 		ReservationID: a.ReservationId, Keys: keys,
 	})
@@ -312,7 +270,7 @@ func (e *env) settle(a *budgetv1.Admission, deployment string, cost int64) {
 // state reads one counter.
 func (e *env) state(key string) redisstore.State {
 	e.t.Helper()
-	s, err := e.store.Read(ctxFor(e.t), []string{key})
+	s, err := e.store.Read(harness.Context(e.t), []string{key})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -339,7 +297,7 @@ func admitAll(t *testing.T, clients []budgetAPI, reqs []*budgetv1.AdmitRequest) 
 	for i, r := range reqs {
 		wg.Go(func() {
 			<-start
-			res, err := clients[i%len(clients)].Admit(ctxFor(t), connect.NewRequest(r))
+			res, err := clients[i%len(clients)].Admit(harness.Context(t), connect.NewRequest(r))
 			if err != nil {
 				errs[i] = err
 				return

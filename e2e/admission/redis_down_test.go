@@ -5,6 +5,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	"github.com/spendledger/spendledger/services/budget/budgetsvc"
@@ -32,8 +33,8 @@ func TestRedisDown(t *testing.T) {
 	e.wantState(seen.CounterKeys[0], 0, est10k4k)
 
 	e.in.StopRedis()
-	_, err := closed.client.Admit(ctxFor(t), connect.NewRequest(admitReq("down-1", "k-down", 10_000, 4_000)))
-	wantCode(t, "fail_closed", err, connect.CodeUnavailable)
+	_, err := closed.client.Admit(harness.Context(t), connect.NewRequest(admitReq("down-1", "k-down", 10_000, 4_000)))
+	harness.WantCode(t, "fail_closed", err, connect.CodeUnavailable)
 
 	a := admitted(t, admit(t, lastKnown.client, admitReq("down-2", "k-down", 10_000, 4_000)))
 	if a.ReservationId != "" || a.ReservedNanos != 0 || len(a.CounterKeys) != 1 || a.CounterKeys[0] != seen.CounterKeys[0] ||
@@ -46,20 +47,20 @@ func TestRedisDown(t *testing.T) {
 	// Last known: 65,000,000 held; 65,000,000 + 940,000,000 > $1 — Redis
 	// would deny it, so it is not admitted (prompt 336,000: 840,000,000 +
 	// max_tokens 10,000: 100,000,000).
-	_, err = lastKnown.client.Admit(ctxFor(t), connect.NewRequest(admitReq("down-3", "k-down", 336_000, 10_000)))
-	wantCode(t, "last_known over the limit", err, connect.CodeUnavailable)
+	_, err = lastKnown.client.Admit(harness.Context(t), connect.NewRequest(admitReq("down-3", "k-down", 336_000, 10_000)))
+	harness.WantCode(t, "last_known over the limit", err, connect.CodeUnavailable)
 	// What this instance admitted during the outage counts: 65,000,000
 	// seen + 65,000,000 admitted (down-2) + 870,000,000 (prompt 308,000:
 	// 770,000,000 + 10,000 × 10,000) is exactly the limit, within it; then
 	// even 12,500 nanos (1 + 1 tokens) is not.
-	_, err = lastKnown.client.Admit(ctxFor(t), connect.NewRequest(admitReq("down-4", "k-down", 334_000, 10_000)))
-	wantCode(t, "last_known, over with the outage's own admissions", err, connect.CodeUnavailable)
+	_, err = lastKnown.client.Admit(harness.Context(t), connect.NewRequest(admitReq("down-4", "k-down", 334_000, 10_000)))
+	harness.WantCode(t, "last_known, over with the outage's own admissions", err, connect.CodeUnavailable)
 	admitted(t, admit(t, lastKnown.client, admitReq("down-4", "k-down", 308_000, 10_000)))
-	_, err = lastKnown.client.Admit(ctxFor(t), connect.NewRequest(admitReq("down-4b", "k-down", 1, 1)))
-	wantCode(t, "last_known, full", err, connect.CodeUnavailable)
+	_, err = lastKnown.client.Admit(harness.Context(t), connect.NewRequest(admitReq("down-4b", "k-down", 1, 1)))
+	harness.WantCode(t, "last_known, full", err, connect.CodeUnavailable)
 	// A counter this instance never saw fails closed.
-	_, err = lastKnown.client.Admit(ctxFor(t), connect.NewRequest(admitReq("down-5", "k-unseen", 10, 10)))
-	wantCode(t, "last_known, never seen", err, connect.CodeUnavailable)
+	_, err = lastKnown.client.Admit(harness.Context(t), connect.NewRequest(admitReq("down-5", "k-unseen", 10, 10)))
+	harness.WantCode(t, "last_known, never seen", err, connect.CodeUnavailable)
 	// Nothing to enforce needs no Redis (d1's budget is a filter: without
 	// a last known state of it, only an unbudgeted deployment may serve).
 	free := admitReq("down-6", "k-nobudget", 10, 10)
@@ -69,8 +70,8 @@ func TestRedisDown(t *testing.T) {
 			t.Fatalf("unbudgeted: %v", a)
 		}
 	}
-	_, err = closed.client.Admit(ctxFor(t), connect.NewRequest(admitReq("down-7", "k-nobudget", 10, 10)))
-	wantCode(t, "fail_closed, deployment budget", err, connect.CodeUnavailable)
+	_, err = closed.client.Admit(harness.Context(t), connect.NewRequest(admitReq("down-7", "k-nobudget", 10, 10)))
+	harness.WantCode(t, "fail_closed, deployment budget", err, connect.CodeUnavailable)
 
 	// Redis comes back without its data: counters are reseeded from the
 	// (empty) ledger and admission resumes on both.

@@ -7,6 +7,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	"github.com/spendledger/spendledger/ledger/scope"
@@ -60,7 +61,7 @@ func Test001ModelMaxBudgetIsEnforced(t *testing.T) {
 		t.Fatalf("denial: %v", d)
 	}
 	// /key/info shows the spend admission enforces (LiteLLM's showed {}).
-	k := must[budgetv1.GetKeyResponse](t, "get key")(in.client.GetKey(ctxFor(t), connect.NewRequest(&budgetv1.GetKeyRequest{KeyId: "k-001"})))
+	k := harness.OK[budgetv1.GetKeyResponse](t, "get key")(in.client.GetKey(harness.Context(t), connect.NewRequest(&budgetv1.GetKeyRequest{KeyId: "k-001"})))
 	if len(k.Budgets) != 1 || k.Budgets[0].SpentNanos != 990_000_000 || k.Budgets[0].RemainingNanos != 10_000_000 {
 		t.Fatalf("key info: %v", k.Budgets)
 	}
@@ -181,7 +182,7 @@ func TestProviderAndDeploymentBudgetsFilterCandidates(t *testing.T) {
 		t.Fatalf("denial: %v", d)
 	}
 	// Nothing was reserved for the denied request, on the key either.
-	k := must[budgetv1.GetKeyResponse](t, "get key")(in.client.GetKey(ctxFor(t), connect.NewRequest(&budgetv1.GetKeyRequest{KeyId: "k-004"})))
+	k := harness.OK[budgetv1.GetKeyResponse](t, "get key")(in.client.GetKey(harness.Context(t), connect.NewRequest(&budgetv1.GetKeyRequest{KeyId: "k-004"})))
 	if k.Budgets[0].ReservedNanos != 0 || k.Budgets[0].SpentNanos != 780_000_000 {
 		t.Fatalf("key: %v", k.Budgets[0])
 	}
@@ -228,30 +229,30 @@ func TestRequestsRefused(t *testing.T) {
 	} {
 		m := good()
 		mutate(m)
-		_, err := in.client.Admit(ctxFor(t), connect.NewRequest(m))
-		wantCode(t, name, err, connect.CodeInvalidArgument)
+		_, err := in.client.Admit(harness.Context(t), connect.NewRequest(m))
+		harness.WantCode(t, name, err, connect.CodeInvalidArgument)
 	}
 
-	_, err := in.client.Admit(ctxFor(t), connect.NewRequest(admitReq("r", "k-nobody", 10, 10)))
-	wantCode(t, "unknown key", err, connect.CodeNotFound)
+	_, err := in.client.Admit(harness.Context(t), connect.NewRequest(admitReq("r", "k-nobody", 10, 10)))
+	harness.WantCode(t, "unknown key", err, connect.CodeNotFound)
 
 	createKey(t, in.client, "k-models", "")
-	must[budgetv1.UpdateKeyResponse](t, "allow-list")(in.client.UpdateKey(ctxFor(t), connect.NewRequest(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](t, "allow-list")(in.client.UpdateKey(harness.Context(t), connect.NewRequest(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "k-models", Models: []string{"claude-opus-4-6"}}, UpdateFields: []string{"models"}})))
-	_, err = in.client.Admit(ctxFor(t), connect.NewRequest(admitReq("r", "k-models", 10, 10)))
-	wantCode(t, "model outside the allow-list", err, connect.CodePermissionDenied)
+	_, err = in.client.Admit(harness.Context(t), connect.NewRequest(admitReq("r", "k-models", 10, 10)))
+	harness.WantCode(t, "model outside the allow-list", err, connect.CodePermissionDenied)
 	allowed := admitReq("r-models", "k-models", 10, 10)
 	allowed.ModelGroup = "claude-opus-4-6"
 	admitted(t, admit(t, in.client, allowed))
 
 	createKey(t, in.client, "k-blocked", "")
-	must[budgetv1.UpdateKeyResponse](t, "block")(in.client.UpdateKey(ctxFor(t), connect.NewRequest(&budgetv1.UpdateKeyRequest{
+	harness.OK[budgetv1.UpdateKeyResponse](t, "block")(in.client.UpdateKey(harness.Context(t), connect.NewRequest(&budgetv1.UpdateKeyRequest{
 		Key: &budgetv1.Key{KeyId: "k-blocked", Blocked: true}, UpdateFields: []string{"blocked"}})))
-	_, err = in.client.Admit(ctxFor(t), connect.NewRequest(admitReq("r", "k-blocked", 10, 10)))
-	wantCode(t, "blocked key", err, connect.CodePermissionDenied)
+	_, err = in.client.Admit(harness.Context(t), connect.NewRequest(admitReq("r", "k-blocked", 10, 10)))
+	harness.WantCode(t, "blocked key", err, connect.CodePermissionDenied)
 
 	// Nothing above reserved anything.
-	keys, err := e.rdb.Keys(ctxFor(t), "sl:c:*").Result()
+	keys, err := e.rdb.Keys(harness.Context(t), "sl:c:*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,10 +264,10 @@ func TestRequestsRefused(t *testing.T) {
 			t.Fatalf("%s holds %+v", k, s)
 		}
 	}
-	must[budgetv1.UpdatePrincipalResponse](t, "block team")(in.client.UpdatePrincipal(ctxFor(t), connect.NewRequest(&budgetv1.UpdatePrincipalRequest{
+	harness.OK[budgetv1.UpdatePrincipalResponse](t, "block team")(in.client.UpdatePrincipal(harness.Context(t), connect.NewRequest(&budgetv1.UpdatePrincipalRequest{
 		Principal: &budgetv1.Principal{Kind: budgetv1.PrincipalKind_PRINCIPAL_KIND_TEAM, Id: "team-ok", Blocked: true}, UpdateFields: []string{"blocked"}})))
 	// This instance made the change, so it sees it at once.
-	_, err = in.client.Admit(ctxFor(t), connect.NewRequest(good()))
-	wantCode(t, "key of a blocked team", err, connect.CodePermissionDenied)
+	_, err = in.client.Admit(harness.Context(t), connect.NewRequest(good()))
+	harness.WantCode(t, "key of a blocked team", err, connect.CodePermissionDenied)
 
 }
