@@ -8,7 +8,7 @@
 //	-nats-url (NATS_URL)          NATS with JetStream; default nats://127.0.0.1:4222
 //	-database-url (DATABASE_URL)  Postgres; migrations of the ledger set run at start
 //	-redis-url (REDIS_URL)        Redis holding the spend counters
-//	-batch-size (LEDGER_BATCH_SIZE)          entries committed per transaction; default 500
+//	-batch-size (LEDGER_BATCH_SIZE)          most entries committed per transaction; default 2000
 //	-flush-interval (LEDGER_FLUSH_INTERVAL)  how long a batch that is not full waits for more
 //	                              entries; default 2ms (a lone event is never held longer)
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	natsURL := stores.NATSURLFlag(fs)
 	dbURL := stores.DatabaseURLFlag(fs)
 	redisURL := stores.RedisURLFlag(fs)
-	batchSize := fs.Int("batch-size", "LEDGER_BATCH_SIZE", 500, "entries committed per transaction")
+	batchSize := fs.Int("batch-size", "LEDGER_BATCH_SIZE", 2000, "most entries committed per transaction (under a backlog; a lone event waits only -flush-interval)")
 	flush := fs.Duration("flush-interval", "LEDGER_FLUSH_INTERVAL", 2*time.Millisecond, "how long a batch that is not full waits for more entries")
 	withPprof := fs.Bool("pprof", "LEDGER_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
 	// Ingest allocates per event (protobuf decode, pgx arrays, Redis
