@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -33,15 +32,7 @@ func BenchmarkPricingService(b *testing.B) {
 	// With it running, this machine measured 17.4-17.6k events/s.
 	st.Service("ledger").Stop()
 
-	nc, err := nats.Connect(st.NATSURL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	s, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		b.Fatal(err)
-	}
+	s := natsJS(b, st.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spendledger/spendledger/e2e/harness"
 )
 
 // services are the four mains under services/.
@@ -30,20 +32,11 @@ var stores = []string{"nats", "postgres", "redis"}
 // root is the repository root: the directory holding go.work.
 func root(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	dir, err := harness.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.work not found above the test's directory")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 func readFile(t testing.TB, rel string) string {

@@ -54,12 +54,6 @@ func connect(tb testing.TB, url string, params ...string) *pgxpool.Pool {
 	return pool
 }
 
-func ctxFor(tb testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	tb.Cleanup(cancel)
-	return ctx
-}
-
 // newID returns a random UUIDv7, as the gateway mints them.
 func newID() string {
 	var u [16]byte

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spendledger/spendledger/e2e/harness"
 	"github.com/spendledger/spendledger/ledger/pgstore"
 	"github.com/spendledger/spendledger/ledger/scope"
 	"github.com/spendledger/spendledger/ledger/window"
@@ -16,7 +17,7 @@ import (
 func TestPendingProjectionsMarkClaimAndDrain(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	key := scope.CounterKey(scope.Scope{Kind: scope.KindKey, ID: "key-1"}, window.LifetimeSpec(), 0)
 	a, b, c := entry(t, at, who{}, 1000), entry(t, at, who{}, 2000), entry(t, at, who{}, 3000)

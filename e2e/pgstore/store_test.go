@@ -26,7 +26,7 @@ func TestMigrationsFromEmptyDatabaseTwice(t *testing.T) {
 	t.Parallel()
 	in := harness.StartInfra(t)
 	pool := connect(t, in.PostgresURL)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass('ledger_entries') IS NOT NULL").Scan(&exists); err != nil {
@@ -132,7 +132,7 @@ func TestInsertDuplicatesInsideBatch(t *testing.T) {
 	if res2[3].New || res2[3].TxID != res[0].TxID {
 		t.Errorf("stored duplicate: %+v", res2[3])
 	}
-	sum, err := pgstore.Sum(ctxFor(t), pool, scope.Scope{Kind: scope.KindKey, ID: "key-1"}, at, at.Add(time.Second))
+	sum, err := pgstore.Sum(harness.Context(t), pool, scope.Scope{Kind: scope.KindKey, ID: "key-1"}, at, at.Add(time.Second))
 	if err != nil || sum.Nanos != 1000 || sum.Entries != 4 {
 		t.Fatalf("Sum = %+v, %v; want 1000 nanos over 4 entries", sum, err)
 	}
@@ -145,7 +145,7 @@ func TestInsertRejectsInvalidBatchWhole(t *testing.T) {
 	good := entry(t, at, who{}, 1)
 	bad := entry(t, at, who{}, 1)
 	bad.InputTokens = -1
-	_, err := pgstore.Insert(ctxFor(t), pool, []pgstore.Entry{good, bad})
+	_, err := pgstore.Insert(harness.Context(t), pool, []pgstore.Entry{good, bad})
 	if !errors.Is(err, pgstore.ErrInvalidEntry) || !strings.Contains(err.Error(), "entry 1") || !strings.Contains(err.Error(), "input_tokens") {
 		t.Fatalf("Insert with an invalid entry: %v; want ErrInvalidEntry naming entry 1 and input_tokens", err)
 	}
@@ -160,7 +160,7 @@ func TestInsertRejectsInvalidBatchWhole(t *testing.T) {
 func TestSumPerScopeKind(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	day := window.Spec{Duration: window.MustParse("1d"), Calendar: true}
 	start, end := day.Bounds(day.Index(time.Date(2026, 3, 10, 15, 0, 0, 0, time.UTC)))
 
@@ -272,7 +272,7 @@ func TestSumPerScopeKind(t *testing.T) {
 func TestSumSnapshotSemantics(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	key := scope.Scope{Kind: scope.KindKey, ID: "key-1"}
 	from, to := at.Add(-time.Hour), at.Add(time.Hour)
@@ -356,7 +356,7 @@ func TestSumSnapshotSemantics(t *testing.T) {
 func TestTxVisibleMatchesPostgres(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 
 	// A live snapshot with transactions in progress. The last one finishes:
 	// xmax is one past the latest finished transaction, so only transactions
@@ -452,7 +452,7 @@ func TestTxVisibleMatchesPostgres(t *testing.T) {
 func TestCorrectionsIncludedInSums(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	orig := entry(t, at, who{}, 1000)
 	other := entry(t, at, who{}, 50)
@@ -489,7 +489,7 @@ func TestSpendByModelGroupAndDay(t *testing.T) {
 	t.Parallel()
 	// A session in another time zone must not move day boundaries.
 	pool := newDB(t, "timezone", "America/Los_Angeles")
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	d := func(day, h, m, s, us int) time.Time { return time.Date(2026, 3, day, h, m, s, us*1000, time.UTC) }
 	w1, w2 := who{key: "kd", group: "g1"}, who{key: "kd", group: "g2"}
 	e200 := entry(t, d(2, 0, 0, 0, 0), w1, 200)
@@ -531,7 +531,7 @@ func TestSpendByModelGroupAndDay(t *testing.T) {
 func TestListEntriesPaging(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	base := time.Date(2026, 3, 10, 0, 0, 0, 0, time.UTC)
 	var mine []pgstore.Entry
 	var all []pgstore.Entry
@@ -606,7 +606,7 @@ func unpricedEvery(c *eventsv1.CostComputed, i int) *eventsv1.CostComputed {
 func TestEntriesRoundTrip(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
 	want := map[string]pgstore.Entry{}
 	// Tags that an array literal must quote: they round-trip and are summed.
@@ -710,7 +710,7 @@ func TestEntryFromCostRejectsInvalid(t *testing.T) {
 func TestAppendOnlyTriggers(t *testing.T) {
 	t.Parallel()
 	pool := newDB(t)
-	ctx := ctxFor(t)
+	ctx := harness.Context(t)
 	e := entry(t, time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC), who{}, 1000)
 	mustInsert(t, pool, e)
 	for _, sql := range []string{
