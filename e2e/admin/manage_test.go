@@ -74,6 +74,15 @@ func TestAdminUpdateDeleteBlockAgainstTheStack(t *testing.T) {
 	if code := c.chat(key, "m-other"); code != http.StatusOK {
 		t.Fatalf("another end user under the same key: %d", code)
 	}
+	// litellm_settings.max_end_user_budget (2) caps every end user a request
+	// names, not only customers created through the API; a customer's own
+	// budget stays.
+	if info := c.ok("GET", "/customer/info?end_user_id=m-other", masterKey, ""); num(info, "max_budget") != "2" {
+		t.Fatalf("an end user first seen in a request has no default budget: %v", info)
+	}
+	if info := c.ok("GET", "/customer/info?end_user_id=m-cust", masterKey, ""); num(info, "max_budget") != "1" {
+		t.Fatalf("a customer's own budget was replaced by the default: %v", info)
+	}
 	c.ok("POST", "/customer/unblock", masterKey, `{"user_ids": ["m-cust"]}`)
 	if code := c.chat(key, "m-cust"); code != http.StatusOK {
 		t.Fatalf("chat as an unblocked customer: %d", code)

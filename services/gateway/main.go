@@ -151,18 +151,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	budgetClient := budget.NewClient(serve.RPCClient(10*time.Second), *budgetURL)
 	srv.AddCheck("budget", httpReady(*budgetURL+"/readyz"))
 
-	api := server.New(server.Config{
+	endUser, err := endUserBudget(cfg)
+	if err != nil {
+		return err
+	}
+	apiCfg := server.Config{
 		Set: set, Router: rt, Budget: budget.NewCached(budgetClient, *authTTL, min(*authTTL, time.Second)),
 		Publisher: pub, Metrics: metrics, Log: log,
 		MasterKey: cfg.GeneralSettings.MasterKey, GatewayID: *gatewayID,
 		Ready: srv.Ready,
-	})
+	}
+	if endUser != nil {
+		// A lifetime budget, as LiteLLM's max_end_user_budget.
+		apiCfg.EndUsers = budget.NewEndUserDefaults(serve.RPCClient(10*time.Second), *budgetURL, *endUser, "")
+	}
+	api := server.New(apiCfg)
 	// Live lets /model/new and /model/update swap in new deployments while
 	// requests in flight finish on the set they started with.
 	live := server.NewLive(api, deploy.NewBuilder(cfg, catalog, upstreamClient, getenv))
 	live.Register(srv.Mux)
 
-	if err := registerAdmin(ctx, srv, cfg, set, live, *budgetURL, *ledgerURL, getenv, log); err != nil {
+	if err := registerAdmin(ctx, srv, cfg, set, live, endUser, *budgetURL, *ledgerURL, getenv, log); err != nil {
 		return err
 	}
 	log.Info("gateway configured", "deployments", len(set.Deployments), "model_groups", len(set.Groups), "ledger_url", *ledgerURL)
@@ -182,18 +191,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 // config's budgets (provider, tag, deployment) to the budget service in the
 // background: the gateway reports not ready until they are in force.
 func registerAdmin(ctx context.Context, srv *serve.Server, cfg *config.Config, set *deploy.Set, live *server.Live,
-	budgetURL, ledgerURL string, getenv func(string) string, log *slog.Logger) error {
+	endUser *money.Nanos, budgetURL, ledgerURL string, getenv func(string) string, log *slog.Logger) error {
 	budgets, err := admin.ConfigBudgets(cfg, set)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
-	}
-	var endUser *money.Nanos
-	if d := cfg.LiteLLMSettings.MaxEndUserBudget; d != nil {
-		n, err := money.ParseLimit(string(*d))
-		if err != nil {
-			return fmt.Errorf("config: litellm_settings.max_end_user_budget: %w", err)
-		}
-		endUser = &n
 	}
 	if cfg.LiteLLMSettings.MaxBudget != nil {
 		log.Warn("litellm_settings.max_budget (one budget for the whole proxy) is not enforced: there is no proxy-wide budget scope; set budgets on providers, teams or keys")
@@ -248,4 +249,18 @@ func httpReady(url string) serve.Check {
 		}
 		return nil
 	}
+}
+
+// endUserBudget is litellm_settings.max_end_user_budget (nil: not set): the
+// budget every end user gets unless it has one of its own.
+func endUserBudget(cfg *config.Config) (*money.Nanos, error) {
+	d := cfg.LiteLLMSettings.MaxEndUserBudget
+	if d == nil {
+		return nil, nil
+	}
+	n, err := money.ParseLimit(string(*d))
+	if err != nil {
+		return nil, fmt.Errorf("config: litellm_settings.max_end_user_budget: %w", err)
+	}
+	return &n, nil
 }

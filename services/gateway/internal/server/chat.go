@@ -207,6 +207,16 @@ func (x *exchange) admit() bool {
 	x.occurredAt = s.Now()
 	ctx, cancel := context.WithTimeout(x.r.Context(), s.BudgetTimeout)
 	defer cancel()
+	if s.EndUsers != nil && ar.EndUserId != "" {
+		if err := s.EndUsers.Ensure(ctx, ar.EndUserId); err != nil {
+			if x.r.Context().Err() != nil {
+				x.status = statusClientGone
+				return false
+			}
+			x.fail(s.budgetError("admit", err))
+			return false
+		}
+	}
 	resp, err := s.Budget.Admit(ctx, ar)
 	if err != nil {
 		if x.r.Context().Err() != nil {

@@ -37,9 +37,14 @@ type Publisher interface {
 
 // Config is what a Server needs.
 type Config struct {
-	Set       *deploy.Set
-	Router    *router.Router
-	Budget    budget.Service
+	Set    *deploy.Set
+	Router *router.Router
+	Budget budget.Service
+	// EndUsers, when set, gives an end user its default budget before its
+	// request is admitted (litellm_settings.max_end_user_budget).
+	EndUsers interface {
+		Ensure(ctx context.Context, endUserID string) error
+	}
 	Publisher Publisher
 	Metrics   *Metrics
 	Log       *slog.Logger
