@@ -1,6 +1,7 @@
 package pgstore_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -84,4 +85,24 @@ func TestPendingProjectionsMarkClaimAndDrain(t *testing.T) {
 func equalPending(a, b pgstore.Pending) bool {
 	return slices.Equal(a.CounterKeys, b.CounterKeys) && a.EventID == b.EventID && a.StreamSeq == b.StreamSeq &&
 		a.TxID == b.TxID && a.TotalNanos == b.TotalNanos && a.ReservationID == b.ReservationID
+}
+
+// A malformed event id among entries marked pending is the entry's fault
+// (ErrInvalidEntry, so ingest dead-letters it alone), not a failed write
+// that would send the whole batch back for as long as Redis stays down.
+func TestInsertPendingRefusesAMalformedEntryAsInvalid(t *testing.T) {
+	t.Parallel()
+	pool := newDB(t)
+	ctx := harness.Context(t)
+	at := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	key := scope.CounterKey(scope.Scope{Kind: scope.KindKey, ID: "key-1"}, window.LifetimeSpec(), 0)
+	good, bad := entry(t, at, who{}, 1000), entry(t, at, who{}, 2000)
+	good.CounterKeys, bad.CounterKeys = []string{key}, []string{key}
+	bad.EventID = "not-a-uuid"
+	if _, err := pgstore.InsertPending(ctx, pool, []pgstore.Entry{good, bad}); !errors.Is(err, pgstore.ErrInvalidEntry) {
+		t.Fatalf("InsertPending with a malformed event id: %v; want ErrInvalidEntry", err)
+	}
+	if n, _, err := pgstore.PendingStats(ctx, pool); err != nil || n != 0 {
+		t.Fatalf("pending %d (%v) after a refused batch; want 0", n, err)
+	}
 }

@@ -83,13 +83,13 @@ func InsertPending(ctx context.Context, db DB, entries []Entry) ([]Inserted, err
 			marks = append(marks, PendingMark{EventID: entries[i].EventID, StreamSeq: entries[i].StreamSeq})
 		}
 	}
-	args, err := pendingArgs(marks)
-	if err != nil {
-		return nil, err
-	}
+	// The marks are laid out only once insert has validated every entry, so
+	// a malformed event id is ErrInvalidEntry (dead-lettered alone), not a
+	// failed write that would send the whole batch back forever.
 	return insert(ctx, db, entries, func(tx pgx.Tx) error {
-		if args == nil {
-			return nil
+		args, err := pendingArgs(marks)
+		if err != nil || args == nil {
+			return err
 		}
 		if _, err := tx.Exec(ctx, markPendingSQL, args...); err != nil {
 			return fmt.Errorf("mark pending: %w", err)
