@@ -154,7 +154,7 @@ func BenchmarkAdmitConnect(b *testing.B) {
 	for _, v := range variants {
 		for _, c := range []int{32, 64} {
 			b.Run(fmt.Sprintf("%s/c=%d", v.name, c), func(b *testing.B) {
-				scripts0, usec0 := evalStats(b, rdb)
+				scripts0, usec0 := harness.ScriptStats(b, rdb)
 				sum0, count0 := batchStats(b, metricsURL)
 				cpu0 := cpuTimes(procs)
 				var prof chan struct{}
@@ -181,7 +181,7 @@ func BenchmarkAdmitConnect(b *testing.B) {
 					perAdmit[name] = float64((cpu[name] - cpu0[name]).Microseconds()) / float64(calls)
 					b.ReportMetric(perAdmit[name], name+"-cpu-µs/admit")
 				}
-				scripts, usec := evalStats(b, rdb)
+				scripts, usec := harness.ScriptStats(b, rdb)
 				sum, count := batchStats(b, metricsURL)
 				redisPerAdmit := float64(usec-usec0) / float64(calls)
 				b.ReportMetric(redisPerAdmit, "redis-µs/admit")
@@ -353,30 +353,6 @@ func fixedRate(b *testing.B, rate int, warm, measure time.Duration, call func(co
 	b.ReportMetric(pct(0.999), "p99.9-ms")
 	b.ReportMetric(ms(m[len(m)-1]), "max-ms")
 	return pct(0.50), pct(0.99)
-}
-
-// evalStats reads Redis's script calls and their time (µs) so far.
-func evalStats(b *testing.B, rdb *redis.Client) (calls, usec int64) {
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
-			continue
-		}
-		for _, kv := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			switch k {
-			case "calls":
-				calls += n
-			case "usec":
-				usec += n
-			}
-		}
-	}
-	return calls, usec
 }
 
 // batchStats reads the budget binary's group-commit batch histogram.

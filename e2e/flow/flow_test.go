@@ -83,7 +83,13 @@ func (f *flow) key(budgets ...*budgetv1.BudgetSpec) (string, string) {
 // chat calls the gateway and returns the status, headers and body.
 func (f *flow) chat(key, model string, stream bool) (int, http.Header, string) {
 	f.t.Helper()
-	body := fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":64,"messages":[{"role":"user","content":"How much does this cost?"}]}`, model, stream)
+	return f.send(key, fmt.Sprintf(`{"model":%q,"stream":%t,"max_tokens":64,"messages":[{"role":"user","content":"How much does this cost?"}]}`, model, stream))
+}
+
+// send posts body to /v1/chat/completions with key and returns the status,
+// headers (with a streamed response's trailers) and body.
+func (f *flow) send(key, body string) (int, http.Header, string) {
+	f.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, f.st.GatewayURL+"/v1/chat/completions", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+key)
 	req.Header.Set("Content-Type", "application/json")

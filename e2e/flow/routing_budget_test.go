@@ -3,7 +3,6 @@ package flow_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -52,17 +51,7 @@ general_settings:
 // post sends a chat completion with extra top-level JSON fields.
 func (f *flow) post(key, model, extra string) (int, http.Header, string) {
 	f.t.Helper()
-	body := fmt.Sprintf(`{"model":%q,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]%s}`, model, extra)
-	req, _ := http.NewRequest(http.MethodPost, f.st.GatewayURL+"/v1/chat/completions", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, resp.Header, string(b)
+	return f.send(key, fmt.Sprintf(`{"model":%q,"max_tokens":64,"messages":[{"role":"user","content":"hi"}]%s}`, model, extra))
 }
 
 func errorMessage(t *testing.T, body string) string {

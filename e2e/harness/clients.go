@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,4 +84,31 @@ func WantCode(tb testing.TB, what string, err error, want connect.Code) {
 	if got := connect.CodeOf(err); got != want {
 		tb.Fatalf("%s: %v (%v); want %v", what, got, err, want)
 	}
+}
+
+// ScriptStats reads Redis's script calls (EVALSHA and EVAL) and the time
+// they took, in µs, since its start or CONFIG RESETSTAT: a benchmark takes
+// the difference over its run.
+func ScriptStats(tb testing.TB, rdb *redis.Client) (calls, usec int64) {
+	tb.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		tb.Fatalf("harness: redis commandstats: %v", err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
+			continue
+		}
+		for _, kv := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			switch k {
+			case "calls":
+				calls += n
+			case "usec":
+				usec += n
+			}
+		}
+	}
+	return calls, usec
 }

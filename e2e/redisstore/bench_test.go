@@ -3,8 +3,6 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,28 +57,7 @@ type serverTime struct {
 	usec  int64
 }
 
-func (s *serverTime) read(b *testing.B) (calls, usec int64) {
-	info, err := s.rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if !strings.HasPrefix(line, "cmdstat_evalsha:") && !strings.HasPrefix(line, "cmdstat_eval:") {
-			continue
-		}
-		for _, kv := range strings.Split(line[strings.IndexByte(line, ':')+1:], ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			switch k {
-			case "calls":
-				calls += n
-			case "usec":
-				usec += n
-			}
-		}
-	}
-	return calls, usec
-}
+func (s *serverTime) read(b *testing.B) (calls, usec int64) { return harness.ScriptStats(b, s.rdb) }
 
 func (s *serverTime) start(b *testing.B) { s.calls, s.usec = s.read(b) }
 

@@ -148,7 +148,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}()
 	pub := events.NewPublisher(stream, nc.IsConnected, sp, events.NewMetrics(srv.Registry, sp), log, events.Options{})
 
-	budgetClient := budget.NewClient(serve.RPCClient(10*time.Second), *budgetURL)
+	// Admission's calls (Admit, and an end user's default budget) share one
+	// kept-alive pool.
+	rpc := serve.RPCClient(10 * time.Second)
+	budgetClient := budget.NewClient(rpc, *budgetURL)
 	srv.AddCheck("budget", httpReady(*budgetURL+"/readyz"))
 
 	endUser, err := endUserBudget(cfg)
@@ -163,7 +166,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	}
 	if endUser != nil {
 		// A lifetime budget, as LiteLLM's max_end_user_budget.
-		apiCfg.EndUsers = budget.NewEndUserDefaults(serve.RPCClient(10*time.Second), *budgetURL, *endUser, "")
+		apiCfg.EndUsers = budget.NewEndUserDefaults(rpc, *budgetURL, *endUser, "")
 	}
 	api := server.New(apiCfg)
 	// Live lets /model/new and /model/update swap in new deployments while

@@ -245,6 +245,10 @@ func itemOutcome(r *budgetv1.AdmitBatchResult) outcome {
 // latest of their deadlines, or none if any caller has none, so that no
 // caller's deadline cuts another's admission short.
 func batchContext(batch []*pending) (context.Context, context.CancelFunc) {
+	if len(batch) == 1 {
+		// The lone caller's own context ends exactly when the batch should.
+		return batch[0].ctx, func() {}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var latest time.Time
 	for _, p := range batch {

@@ -55,6 +55,11 @@ type Guard struct {
 // recorded, the data was lost, and admission is fenced before the new epoch
 // is set. Any number of instances may call it at once.
 func (g *Guard) Recover(ctx context.Context) error {
+	// Every request of a batch that met the loss calls this: only the first
+	// needs the lock; the rest find the new epoch without queueing for it.
+	if cur, err := g.Redis.Epoch(ctx); err == nil && cur != "" {
+		return nil
+	}
 	tx, err := g.DB.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("fence: begin: %w", err)
@@ -109,9 +114,12 @@ func (g *Guard) Recover(ctx context.Context) error {
 // drained. It reports whether admission is (still) fenced.
 func (g *Guard) Lift(ctx context.Context) (fenced bool, err error) {
 	f, err := g.Redis.CurrentFence(ctx)
-	if err != nil || f == nil {
-		g.Metrics.fenced.Set(0)
+	if err != nil {
 		return false, err
+	}
+	if f == nil {
+		g.Metrics.fenced.Set(0)
+		return false, nil
 	}
 	g.Metrics.fenced.Set(1)
 	var until *time.Time
@@ -143,10 +151,8 @@ func (g *Guard) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if ep, err := g.Redis.Epoch(ctx); err == nil && ep == "" {
-			if err := g.Recover(ctx); err != nil {
-				g.Log.Warn("recording a redis data loss failed; will retry", "err", err)
-			}
+		if err := g.Recover(ctx); err != nil && ctx.Err() == nil {
+			g.Log.Warn("recording a redis data loss failed; will retry", "err", err)
 		}
 		if _, err := g.Lift(ctx); err != nil && ctx.Err() == nil {
 			g.Log.Warn("admission fence check failed; the fence stays", "err", err)

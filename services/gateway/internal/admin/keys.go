@@ -203,11 +203,7 @@ func (h *Handler) keyInfoEndpoint(ctx context.Context, c *caller, r *http.Reques
 			return nil, oerr
 		}
 	}
-	v, oerr := h.loadKey(ctx, id)
-	if oerr != nil {
-		return nil, oerr
-	}
-	info, oerr := h.renderKey(ctx, v, true)
+	info, oerr := h.keyInfo(ctx, id)
 	if oerr != nil {
 		return nil, oerr
 	}

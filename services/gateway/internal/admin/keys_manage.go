@@ -37,7 +37,7 @@ func (h *Handler) keyBlock(blocked bool) endpoint {
 		if err != nil {
 			return nil, fromConnect("budget", "block key", err)
 		}
-		h.Log.Info("key blocked", "key_id", id, "blocked", blocked)
+		h.Log.Info("key block changed", "key_id", id, "blocked", blocked)
 		return h.flatKeyInfo(ctx, id)
 	}
 }
@@ -45,11 +45,7 @@ func (h *Handler) keyBlock(blocked bool) endpoint {
 // flatKeyInfo is the answer of the key writes: key info with "key" (the key
 // id) beside its fields, as LiteLLM's /key/update answers.
 func (h *Handler) flatKeyInfo(ctx context.Context, id string) (any, *openai.Error) {
-	v, oerr := h.loadKey(ctx, id)
-	if oerr != nil {
-		return nil, oerr
-	}
-	info, oerr := h.renderKey(ctx, v, true)
+	info, oerr := h.keyInfo(ctx, id)
 	if oerr != nil {
 		return nil, oerr
 	}
@@ -57,6 +53,15 @@ func (h *Handler) flatKeyInfo(ctx context.Context, id string) (any, *openai.Erro
 		Key string `json:"key"`
 		*keyInfoJSON
 	}{id, info}, nil
+}
+
+// keyInfo is key id as /key/info shows it, with its spend.
+func (h *Handler) keyInfo(ctx context.Context, id string) (*keyInfoJSON, *openai.Error) {
+	v, oerr := h.loadKey(ctx, id)
+	if oerr != nil {
+		return nil, oerr
+	}
+	return h.renderKey(ctx, v, true)
 }
 
 const (

@@ -252,7 +252,7 @@ func (a principalAPI) block(h *Handler, field string, blocked bool) endpoint {
 			if err != nil {
 				return nil, fromConnect("budget", "block "+a.kind.name, err)
 			}
-			h.Log.Info("principal blocked", "kind", a.kind.name, "id", id, "blocked", blocked)
+			h.Log.Info("principal block changed", "kind", a.kind.name, "id", id, "blocked", blocked)
 		}
 		if len(ids) == 1 && field == a.idField {
 			v, oerr := h.loadPrincipal(ctx, a.kind, ids[0])

@@ -81,12 +81,12 @@ func (e *Error) Message() string {
 
 // Classify maps a Connect error to a Kind.
 func Classify(op string, err error) *Error {
-	switch connect.CodeOf(err) {
+	switch code := connect.CodeOf(err); code {
 	case connect.CodeNotFound, connect.CodeUnauthenticated, connect.CodePermissionDenied:
 		if op == "authenticate" {
 			return &Error{Kind: KindInvalidKey, Op: op, Err: err}
 		}
-		if op == "admit" && connect.CodeOf(err) == connect.CodePermissionDenied {
+		if op == "admit" && code == connect.CodePermissionDenied {
 			return &Error{Kind: KindForbidden, Op: op, Err: err}
 		}
 	case connect.CodeInvalidArgument:
@@ -102,8 +102,8 @@ type Client struct {
 }
 
 // NewClient returns a client of the budget service at baseURL over httpClient
-// (serve.RPCClient: admission is on every request, so calls share a few
-// multiplexed connections), without response compression
+// (serve.RPCClient: a wide kept-alive HTTP/1.1 pool, since admission is on
+// every request), without response compression
 // (serve.RPCClientOptions). Concurrent Admits go out together as AdmitBatch
 // calls (budgetclient.Coalescer: no timer, so a lone Admit is sent at once;
 // plain Admit against a budget service without AdmitBatch).

@@ -207,17 +207,14 @@ func (x *exchange) admit() bool {
 	x.occurredAt = s.Now()
 	ctx, cancel := context.WithTimeout(x.r.Context(), s.BudgetTimeout)
 	defer cancel()
+	var resp *budgetv1.AdmitResponse
+	var err error
 	if s.EndUsers != nil && ar.EndUserId != "" {
-		if err := s.EndUsers.Ensure(ctx, ar.EndUserId); err != nil {
-			if x.r.Context().Err() != nil {
-				x.status = statusClientGone
-				return false
-			}
-			x.fail(s.budgetError("admit", err))
-			return false
-		}
+		err = s.EndUsers.Ensure(ctx, ar.EndUserId)
 	}
-	resp, err := s.Budget.Admit(ctx, ar)
+	if err == nil {
+		resp, err = s.Budget.Admit(ctx, ar)
+	}
 	if err != nil {
 		if x.r.Context().Err() != nil {
 			x.status = statusClientGone
