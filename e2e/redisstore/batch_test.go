@@ -423,6 +423,25 @@ func testBatchMatchesApply(e *env) {
 				if rng.IntN(2) == 0 {
 					a.ReservationID = fmt.Sprintf("res-%d-%d", round, rng.IntN(n/2+1))
 					amount := 1 + rng.Int64N(1<<40)
+					if rng.IntN(2) == 0 {
+						// A part of one of a few leases, which the
+						// lease's other parts also take from (and
+						// some more than it holds).
+						lease := redisstore.LeaseID(fmt.Sprintf("l%d-%d", round, rng.IntN(4)))
+						a.ReservationID = redisstore.LeasePart(lease, seq, 1+rng.Int64N(1<<40))
+						amount = 1 << 42
+						var rb, ra []redisstore.Counter
+						for _, p := range perm {
+							rb, ra = append(rb, cs[p]), append(ra, ct[p])
+						}
+						e.reserve(lease, amount, time.Minute, rb...)
+						e.reserve(lease, amount, time.Minute, ra...)
+						for _, p := range perm {
+							a.Keys = append(a.Keys, batchKeys[p])
+						}
+						batch = append(batch, a)
+						continue
+					}
 					var rb, ra []redisstore.Counter
 					for _, p := range perm {
 						rb, ra = append(rb, cs[p]), append(ra, ct[p])

@@ -128,6 +128,8 @@ func runSuite(t *testing.T, rdb redis.UniversalClient) {
 		{"ReserveIdempotent", testReserveIdempotent},
 		{"ReservationExpiry", testReservationExpiry},
 		{"ReleaseTwiceIsNoop", testReleaseTwice},
+		{"LeasePartsSettleAndReleaseOnce", testLeaseParts},
+		{"LeaseBounds", testLeaseBounds},
 		{"ApplySettlesExactlyOnce", testApplySettlesOnce},
 		{"ApplyWithoutReservationIsDirect", testApplyDirectWhenGone},
 		{"ReconcileFailureFallsBackExactlyOnce", testFallback},

@@ -136,10 +136,11 @@ func (s *Store) ApplyDirect(ctx context.Context, a Application) (ApplyResult, er
 // ApplyWithFallback is how the ledger projects an entry. It runs Apply; if
 // that fails for any reason (script error, unexpected reply, Redis error
 // after go-redis's retries), it runs ApplyDirect and then releases the
-// reservation. The cost lands exactly once whichever ran, even if the
-// failed Apply did run (a lost reply): both check and write the same marker
-// atomically with the effect, and neither script can fail after its first
-// write. The error is nil when the fallback succeeded; FallbackCause then
+// reservation (not a lease part, which stays held until its lease expires:
+// the failed Apply may have taken it already). The cost lands exactly once
+// whichever ran, even if the failed Apply did run (a lost reply): both check
+// and write the same marker atomically with the effect, and neither script
+// can fail after its first write. The error is nil when the fallback succeeded; FallbackCause then
 // says why it was needed. A release failure only leaves the reservation to
 // its TTL, so it is reported in FallbackCause, not as an error.
 func (s *Store) ApplyWithFallback(ctx context.Context, a Application) (ApplyResult, error) {
@@ -155,8 +156,8 @@ func (s *Store) ApplyWithFallback(ctx context.Context, a Application) (ApplyResu
 	if err != nil {
 		return ApplyResult{}, errors.Join(cause, err)
 	}
-	if a.ReservationID != "" {
-		if _, rerr := s.Release(ctx, a.ReservationID, a.Keys); rerr != nil {
+	if rid := leaseRelease(a.ReservationID); rid != "" {
+		if _, rerr := s.Release(ctx, rid, a.Keys); rerr != nil {
 			cause = errors.Join(cause, rerr)
 		}
 	}

@@ -112,12 +112,12 @@ func (s *Store) ApplyBatchWithFallback(ctx context.Context, as []Application) ([
 		for _, ev := range c.events {
 			a := &as[ev.app]
 			why := cause
-			if a.ReservationID != "" {
+			if rid := leaseRelease(a.ReservationID); rid != "" {
 				keys := make([]string, len(ev.keys))
 				for j, ki := range ev.keys {
 					keys[j] = a.Keys[ki]
 				}
-				if _, rerr := s.Release(ctx, a.ReservationID, keys); rerr != nil {
+				if _, rerr := s.Release(ctx, rid, keys); rerr != nil {
 					why = errors.Join(why, rerr)
 				}
 			}

@@ -18,11 +18,11 @@ var luaFS embed.FS
 // them with EVALSHA and falls back to EVAL when Redis lost its script cache.
 var (
 	reserveScript     = newScript("reserve", "num")
-	releaseScript     = newScript("release", "num")
-	applyScript       = newScript("apply", "num", "snapshot")
+	releaseScript     = newScript("release", "num", "lease")
+	applyScript       = newScript("apply", "num", "snapshot", "lease")
 	applyDirectScript = newScript("apply_direct", "num", "snapshot")
 	// The batch scripts (ApplyBatch, ApplyDirectBatch).
-	applyBatchScript       = newScript("apply_batch", "num", "snapshot")
+	applyBatchScript       = newScript("apply_batch", "num", "snapshot", "lease")
 	applyDirectBatchScript = newScript("apply_direct_batch", "num", "snapshot")
 	seedScript             = newScript("seed", "num")
 	readScript             = newScript("read", "num")

@@ -10,13 +10,18 @@
 -- Per counter: missing -> report; marker present -> duplicate; tx visible in
 -- the seed snapshot -> in seed; else spent += cost and the marker is written
 -- in this same script (settling r:<reservation> if present). A leftover
--- r:<reservation> is released in every case: its request is over.
+-- r:<reservation> is released in every case: its request is over. A lease
+-- part (lease.lua) is different: it takes its amount off r:<lease> only when
+-- the event is applied now, since the lease's other parts are still live.
 
 local n = #KEYS / 3
 local eid, seq, tx = ARGV[1], ARGV[2], ARGV[3]
 local cost = int(ARGV[4], 'cost')
 local rid = ARGV[5]
-local rfield = rid ~= '' and ('r:' .. rid) or 'spent'
+local lease, part
+if rid ~= '' then lease, part = lease_part(rid) end
+local hid = lease or rid -- the reservation a counter holds
+local rfield = rid ~= '' and ('r:' .. hid) or 'spent'
 local floor = tonumber(ARGV[6])
 -- Markers are pruned when the floor has moved PRUNE_STEP sequences past
 -- the last prune of this counter (K's pruned field): the deletion costs a
@@ -35,11 +40,7 @@ for i = 1, n do
   else
     local e = {spent = int(v[1], k .. ' spent'), reserved = int(v[2] or '0', k .. ' reserved')}
     e.prune = floor > 0 and floor - (tonumber(v[4] or '0') or 0) >= PRUNE_STEP
-    if rid ~= '' and v[5] then
-      e.held = int(v[5], k .. ' ' .. rfield)
-      e.reserved = sub(e.reserved, e.held)
-      if not fits(e.reserved) then fail('reserved would overflow int64: ' .. k) end
-    end
+    local held = rid ~= '' and v[5] and int(v[5], k .. ' ' .. rfield)
     local sc = redis.call('ZMSCORE', m, eid, SENTINEL)
     e.sentinel = sc[2] ~= false
     if sc[1] then
@@ -49,8 +50,15 @@ for i = 1, n do
     else
       e.spent = add(e.spent, cost)
       if not fits(e.spent) then fail('spent would overflow int64: ' .. k) end
-      status[i] = e.held and 1 or 2
     end
+    if held and (not part or not status[i]) then
+      local taken = held
+      if part then taken, e.left = take_part(held, part) end
+      e.held = taken
+      e.reserved = sub(e.reserved, taken)
+      if not fits(e.reserved) then fail('reserved would overflow int64: ' .. k) end
+    end
+    status[i] = status[i] or (e.held and 1 or 2)
     c[i] = e
   end
 end
@@ -70,9 +78,11 @@ for i = 1, n do
   if e.held then hset[#hset + 1] = 'reserved'; hset[#hset + 1] = str(e.reserved) end
   if e.prune then hset[#hset + 1] = 'pruned'; hset[#hset + 1] = ARGV[6] end
   if #hset > 0 then redis.call('HSET', k, unpack(hset)) end
-  if e.held then
+  if e.left and cmp(e.left, ZERO) > 0 then
+    redis.call('HSET', k, rfield, str(e.left))
+  elseif e.held then
     redis.call('HDEL', k, rfield)
-    redis.call('ZREM', x, rid)
+    redis.call('ZREM', x, hid)
   end
   if e.prune then redis.call('ZREMRANGEBYSCORE', m, '(-inf', ARGV[6]) end
   if apply then redis.call('ZADD', m, seq, eid) end

@@ -18,8 +18,9 @@
 -- Events are applied in ARGV order as if each were its own Apply, the state
 -- one leaves being the next one's start: a marker written for an earlier
 -- event makes a later copy of it a duplicate, a reservation an earlier event
--- released is gone for a later one, and every intermediate spent and reserved
--- must fit int64. An event with a missing counter writes nothing on any of
+-- released is gone for a later one (a lease part takes its amount off what
+-- earlier parts of the same lease left), and every intermediate spent and
+-- reserved must fit int64. An event with a missing counter writes nothing on any of
 -- its counters (the others report skipped); other events are not held back.
 -- Markers are pruned at or below prune_floor (the minimum of the events'
 -- floors, so below every event of the call), lazily as in apply.lua, before
@@ -38,7 +39,7 @@ local PRUNE_STEP = 1000 -- as in apply.lua
 -- Decode the events into parallel arrays (one table per field, not one per
 -- event: Lua table creation dominates otherwise), and per counter the ids to
 -- look up: its events' ids (after the sentinel) and their reservation fields.
-local E_id, E_seq, E_tx, E_cost, E_rid, E_k, E_n = {}, {}, {}, {}, {}, {}, {}
+local E_id, E_seq, E_tx, E_cost, E_rid, E_part, E_k, E_n = {}, {}, {}, {}, {}, {}, {}, {}
 local K = {} -- counter numbers of all events, flat; event i's are K[E_k[i] + 1 .. E_k[i] + E_n[i]]
 local ids, nids, rfields = {}, {}, {}
 for c = 1, nc do ids[c] = {SENTINEL}; nids[c] = 1 end
@@ -49,6 +50,11 @@ while p <= argc do
   if not nk or p + 5 + nk > argc then fail('bad event list') end
   ne = ne + 1
   local eid, rid = ARGV[p], ARGV[p + 4]
+  if rid ~= '' then
+    -- A part is held under its lease's id (lease.lua).
+    local lease, part = lease_part(rid)
+    if lease then rid = lease; E_part[ne] = part end
+  end
   E_id[ne], E_seq[ne], E_tx[ne], E_cost[ne], E_rid[ne] = eid, ARGV[p + 1], ARGV[p + 2], int(ARGV[p + 3], 'cost'), rid
   E_k[ne], E_n[ne] = nk_all, nk
   for j = 1, nk do
@@ -127,7 +133,7 @@ for c = 1, nc do
 end
 
 local status, ns = {}, 0
-local adds, released, touched = {}, {}, {}
+local adds, released, touched, lefts = {}, {}, {}, {}
 for i = 1, ne do
   local k0, n = E_k[i], E_n[i]
   local miss = false
@@ -140,30 +146,21 @@ for i = 1, ne do
       status[ns] = missing[K[j]] and 5 or 6
     end
   else
-    local eid, rid = E_id[i], E_rid[i]
+    local eid, rid, part = E_id[i], E_rid[i], E_part[i]
     local rfield = rid ~= '' and ('r:' .. rid) or nil
     for j = k0 + 1, k0 + n do
       local c = K[j]
       touched[c] = true
       local held = rfield and S_held[c] and S_held[c][rfield]
-      if held then
-        -- Released in every case, as in apply.lua: its request is over.
-        local r = sub(S_res[c], held)
-        if not fits(r) then fail('reserved would overflow int64: ' .. KEYS[3 * c - 2]) end
-        S_res[c] = r
-        S_held[c][rfield] = nil
-        local l = released[c]
-        if not l then l = {}; released[c] = l end
-        l[#l + 1] = rid
-      end
       ns = ns + 1
+      local st
       if S_marked[c][eid] then
-        status[ns] = 3
+        st = 3
       else
         local snap = S_snap[c]
         if not snap and S_seed[c] then snap = parse_snap(S_seed[c]); S_snap[c] = snap end
         if snap and seen_in(E_tx[i], snap) then
-          status[ns] = 4
+          st = 4
         else
           local s = add(S_spent[c], E_cost[i])
           if not fits(s) then fail('spent would overflow int64: ' .. KEYS[3 * c - 2]) end
@@ -173,9 +170,31 @@ for i = 1, ne do
           if not a then a = {}; adds[c] = a end
           a[#a + 1] = E_seq[i]
           a[#a + 1] = eid
-          status[ns] = held and 1 or 2
         end
       end
+      -- A reservation is released in every case, as in apply.lua: its
+      -- request is over. A part only when its event is applied now.
+      if held and (not part or not st) then
+        local taken, left = held, nil
+        if part then taken, left = take_part(held, part) end
+        local r = sub(S_res[c], taken)
+        if not fits(r) then fail('reserved would overflow int64: ' .. KEYS[3 * c - 2]) end
+        S_res[c] = r
+        if left and cmp(left, ZERO) > 0 then
+          S_held[c][rfield] = left
+          local l = lefts[c]
+          if not l then l = {}; lefts[c] = l end
+          l[rfield] = true
+        else
+          S_held[c][rfield] = nil
+          local l = released[c]
+          if not l then l = {}; released[c] = l end
+          l[#l + 1] = rid
+        end
+      else
+        held = nil
+      end
+      status[ns] = st or (held and 1 or 2)
     end
   end
 end
@@ -185,10 +204,16 @@ end
 for c = 1, nc do
   if touched[c] then
     local k, x, m = KEYS[3 * c - 2], KEYS[3 * c - 1], KEYS[3 * c]
-    local a, rel = adds[c], released[c]
+    local a, rel, lf = adds[c], released[c], lefts[c]
     local hset = {}
     if a then hset[#hset + 1] = 'spent'; hset[#hset + 1] = str(S_spent[c]) end
-    if rel then hset[#hset + 1] = 'reserved'; hset[#hset + 1] = str(S_res[c]) end
+    if rel or lf then hset[#hset + 1] = 'reserved'; hset[#hset + 1] = str(S_res[c]) end
+    if lf then
+      for f in pairs(lf) do
+        local v = S_held[c][f]
+        if v then hset[#hset + 1] = f; hset[#hset + 1] = str(v) end
+      end
+    end
     if S_prune[c] then hset[#hset + 1] = 'pruned'; hset[#hset + 1] = floor_s end
     if #hset > 0 then redis.call('HSET', k, unpack(hset)) end
     if rel then
