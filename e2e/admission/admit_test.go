@@ -115,13 +115,13 @@ func TestReservationExpiryAndDoubleRelease(t *testing.T) {
 		t.Helper()
 		return harness.OK[budgetv1.ReleaseResponse](t, "release "+id)(in.client.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: id, CounterKeys: keys}))).Released
 	}
-	if release("first", a.CounterKeys) {
+	if release(a.ReservationId, a.CounterKeys) {
 		t.Fatal("released an expired, evicted reservation")
 	}
-	if !release("second", b.CounterKeys) {
+	if !release(b.ReservationId, b.CounterKeys) {
 		t.Fatal("first release of a live reservation: false")
 	}
-	if release("second", b.CounterKeys) {
+	if release(b.ReservationId, b.CounterKeys) {
 		t.Fatal("second release: true")
 	}
 	e.wantState(b.CounterKeys[0], 0, 0)
@@ -248,17 +248,24 @@ func TestIdempotentPerRequestID(t *testing.T) {
 	createKey(t, in.client, "k-idem", "", &budgetv1.BudgetSpec{LimitUsd: "1", Duration: "1d"})
 	a1 := admitted(t, admit(t, in.client, admitReq("same", "k-idem", 10_000, 4_000)))
 	a2 := admitted(t, admit(t, in.client, admitReq("same", "k-idem", 10_000, 4_000)))
-	if a1.ReservationId != "same" || a2.ReservationId != "same" || a2.Budgets[0].ReservedNanos != est10k4k {
+	if a2.ReservationId != a1.ReservationId || a2.Budgets[0].ReservedNanos != est10k4k {
 		t.Fatalf("retry: %v / %v", a1, a2)
 	}
+	wantReservation(t, a1, "same")
 	e.wantState(a1.CounterKeys[0], 0, est10k4k)
 	var reqs []*budgetv1.AdmitRequest
 	for range 8 {
 		reqs = append(reqs, admitReq("burst", "k-idem", 10_000, 4_000))
 	}
+	var burst string
 	for _, r := range admitAll(t, []budgetAPI{in.client}, reqs) {
-		if r.GetAdmitted().GetReservationId() != "burst" {
-			t.Fatalf("burst: %v", r)
+		a := admitted(t, r)
+		wantReservation(t, a, "burst")
+		if burst == "" {
+			burst = a.ReservationId
+		}
+		if a.ReservationId != burst {
+			t.Fatalf("burst: %v, another got %q", r, burst)
 		}
 	}
 	e.wantState(a1.CounterKeys[0], 0, 2*est10k4k)

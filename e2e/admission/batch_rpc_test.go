@@ -66,9 +66,10 @@ func TestAdmitBatchKeepsAdmitsSemanticsPerItem(t *testing.T) {
 	var counter string
 	for i := range 2 {
 		a := admitted(t, res[i].GetResponse())
-		if a.ReservationId != "b-ok" || a.ReservedNanos != est10k4k || len(a.CounterKeys) != 1 {
+		if a.ReservedNanos != est10k4k || len(a.CounterKeys) != 1 || a.ReservationId != admitted(t, res[0].GetResponse()).ReservationId {
 			t.Fatalf("results[%d]: %v", i, a)
 		}
+		wantReservation(t, a, "b-ok")
 		counter = a.CounterKeys[0]
 	}
 	wantItemError(t, "blocked end user", res[2], connect.CodePermissionDenied, `end user "cust-blocked" is blocked`)
@@ -81,7 +82,7 @@ func TestAdmitBatchKeepsAdmitsSemanticsPerItem(t *testing.T) {
 
 	// A retry in a later batch is the same decision, and holds nothing more.
 	again := admitted(t, admitBatch(t, in, admitReq("b-ok", "k-batch", 10_000, 4_000))[0].GetResponse())
-	if again.ReservationId != "b-ok" {
+	if again.ReservationId != admitted(t, res[0].GetResponse()).ReservationId {
 		t.Fatalf("retry: %v", again)
 	}
 	e.wantState(counter, 0, est10k4k)

@@ -139,6 +139,7 @@ func (e *env) newInstance(tune func(*budgetsvc.AdmissionConfig)) *instance {
 	cfg := budgetsvc.AdmissionConfig{
 		Redis: redisstore.New(rdb), DB: pool, Catalog: e.catalog,
 		ReservationTTL: time.Hour, Now: clk.now,
+		Lease: budgetsvc.LeaseConfig{MaxAge: leaseMaxAge}, // as the binary runs
 	}
 	if tune != nil {
 		tune(&cfg)
@@ -218,6 +219,24 @@ func admit(t testing.TB, c budgetAPI, m *budgetv1.AdmitRequest) *budgetv1.AdmitR
 	return harness.OK[budgetv1.AdmitResponse](t, "admit "+m.RequestId)(c.Admit(harness.Context(t), connect.NewRequest(m)))
 }
 
+// leaseMaxAge is the instances' lease max age, the binary's default.
+const leaseMaxAge = 200 * time.Millisecond
+
+// noLeases turns admission leases off: one reservation per request.
+func noLeases(c *budgetsvc.AdmissionConfig) { c.Lease = budgetsvc.LeaseConfig{} }
+
+// wantReservation fails the test unless a's reservation is request id's
+// own or a part of a lease holding exactly the estimate.
+func wantReservation(t testing.TB, a *budgetv1.Admission, id string) {
+	t.Helper()
+	if a.ReservationId == id {
+		return
+	}
+	if _, amount, ok := redisstore.ParseLeasePart(a.ReservationId); !ok || amount != a.ReservedNanos {
+		t.Fatalf("reservation %q for request %q reserving %d: neither its own nor a lease part of that amount", a.ReservationId, id, a.ReservedNanos)
+	}
+}
+
 // admitted fails the test unless r admitted, and returns the Admission.
 func admitted(t testing.TB, r *budgetv1.AdmitResponse) *budgetv1.Admission {
 	t.Helper()
@@ -278,12 +297,16 @@ func (e *env) state(key string) redisstore.State {
 }
 
 // wantState asserts a counter's spent and reserved (stored = held = live).
+//
+// It waits out open leases: until a lease closes (leaseMaxAge), the rest
+// nobody took of it is reserved too.
 func (e *env) wantState(key string, spent, reserved int64) {
 	e.t.Helper()
-	s := e.state(key)
-	if !s.Exists || s.Spent != spent || s.Reserved != reserved || s.Held != reserved || s.Live != reserved {
-		e.t.Fatalf("%s: %+v; want spent %d, reserved %d", key, s, spent, reserved)
-	}
+	harness.Eventually(e.t, 5*leaseMaxAge, "counter "+key, func() (bool, string) {
+		s := e.state(key)
+		ok := s.Exists && s.Spent == spent && s.Reserved == reserved && s.Held == reserved && s.Live == reserved
+		return ok, fmt.Sprintf("%+v; want spent %d, reserved %d", s, spent, reserved)
+	})
 }
 
 // admitAll runs reqs concurrently on clients (round robin) and returns the

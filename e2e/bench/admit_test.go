@@ -215,6 +215,12 @@ func BenchmarkAdmitConnect(b *testing.B) {
 			}
 		})
 	}
+	b.Run("batched/p99_at_5k", func(b *testing.B) {
+		p50, p99 := fixedRate(b, 5000, warm, measure, batchedCall)
+		note := fmt.Sprintf("%v at 5000/s after %v of warm-up; p50 %.2f ms", measure, warm, p50)
+		record(b, "admission_batched_p50_ms_at_5k", p50, note)
+		record(b, "admission_batched_p99_ms_at_5k", p99, note)
+	})
 	b.Run("redis_raw", func(b *testing.B) {
 		n := scaled(100_000, 10_000)
 		raw := redisRawReserve(b, rdb, st.RedisURL, n)

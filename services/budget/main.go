@@ -23,6 +23,8 @@
 //	-reserve-batch (BUDGET_RESERVE_BATCH)  most admissions decided in one Redis script call
 //	                              (group commit); default 64, 1 sends each alone
 //	-reserve-batch-inflight (BUDGET_RESERVE_BATCH_INFLIGHT)  batch calls in flight at once; default 2
+//	-lease-max-age (BUDGET_LEASE_MAX_AGE)  how long one Redis reservation (a lease) serves the
+//	                              requests on its budgets; default 200ms, 0 reserves per request
 //	-pprof (BUDGET_PPROF)         serve net/http/pprof under /debug/pprof/ on -http-addr; default off
 //	-threshold-interval (BUDGET_THRESHOLD_INTERVAL)  how often soft thresholds are checked; default 5s
 //	-threshold-webhook-url (BUDGET_THRESHOLD_WEBHOOK_URL)  http(s) URL POSTed each crossed soft
@@ -30,7 +32,7 @@
 //	-threshold-webhook-timeout (BUDGET_THRESHOLD_WEBHOOK_TIMEOUT)  one webhook call's limit; default 10s
 //	-loss-fence-hold (BUDGET_LOSS_FENCE_HOLD)  after a Redis data loss, the least time admission
 //	                              against budgets stays fenced (then until the pipeline is drained);
-//	                              default the reservation TTL
+//	                              default the reservation TTL plus the lease max age
 //	-log-level (LOG_LEVEL)        debug, info, warn, error
 //	-shutdown-grace (SHUTDOWN_GRACE)
 package main
@@ -76,6 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	maxTokensCap := fs.Int("max-tokens-cap", "BUDGET_MAX_TOKENS_CAP", 0, "output tokens assumed for a request without max_tokens; 0 uses the catalog's max output tokens (else 4096)")
 	batchSize := fs.Int("reserve-batch", "BUDGET_RESERVE_BATCH", 64, "most admissions decided in one Redis script call (group commit); 1 sends each alone")
 	withPprof := fs.Bool("pprof", "BUDGET_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
+	leaseMaxAge := fs.Duration("lease-max-age", "BUDGET_LEASE_MAX_AGE", 200*time.Millisecond, "how long one Redis reservation serves the requests on its budgets (admission leases); 0 reserves per request")
 	batchInFlight := fs.Int("reserve-batch-inflight", "BUDGET_RESERVE_BATCH_INFLIGHT", 2, "group-commit script calls in flight at once")
 	thresholdInterval := fs.Duration("threshold-interval", "BUDGET_THRESHOLD_INTERVAL", 5*time.Second, "how often settled spend is checked against soft thresholds")
 	webhookURL := fs.String("threshold-webhook-url", "BUDGET_THRESHOLD_WEBHOOK_URL", "", "http(s) URL to POST each crossed soft threshold to (JSON); empty: events only")
@@ -119,8 +122,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if *fenceHold < 0 {
 		return fmt.Errorf("-loss-fence-hold must not be negative")
 	}
+	if *leaseMaxAge < 0 {
+		return fmt.Errorf("-lease-max-age must not be negative")
+	}
 	if *fenceHold == 0 {
-		*fenceHold = *reservationTTL
+		// A lease hands out parts for up to its max age after Redis lost
+		// it, and each part may be in flight for a reservation TTL.
+		*fenceHold = *reservationTTL + *leaseMaxAge
 	}
 	counters := redisstore.New(rdb, redisstore.WithLossFence())
 	guard := &fence.Guard{DB: pool, Redis: counters, Hold: *fenceHold, Drained: fence.PipelineDrained(stream, pool),
@@ -132,7 +140,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		ReserveBatch: budgetsvc.BatchConfig{
 			Disabled: *batchSize == 1, MaxSize: *batchSize, MaxInFlight: *batchInFlight,
 		},
-		Log: log, Registerer: srv.Registry,
+		Lease: budgetsvc.LeaseConfig{MaxAge: *leaseMaxAge},
+		Log:   log, Registerer: srv.Registry,
 	}.Admission()
 	if err != nil {
 		return err

@@ -37,7 +37,10 @@ type AdmissionConfig struct {
 	// admission.BatchConfig); the zero value takes the defaults, and
 	// Disabled sends every Reserve on its own.
 	ReserveBatch admission.BatchConfig
-	Log          *slog.Logger
+	// Lease tunes admission leases (see admission.LeaseConfig); the zero
+	// value turns them off: one reservation per request.
+	Lease admission.LeaseConfig
+	Log   *slog.Logger
 	// Registerer receives admission's metrics; nil records none.
 	Registerer prometheus.Registerer
 	// RecoverLoss records a Redis data loss when the Store (built
@@ -51,6 +54,9 @@ type AdmissionConfig struct {
 // BatchConfig is admission.BatchConfig, re-exported for main and the e2e
 // tests, which cannot import the internal package.
 type BatchConfig = admission.BatchConfig
+
+// LeaseConfig is admission.LeaseConfig, re-exported likewise.
+type LeaseConfig = admission.LeaseConfig
 
 // Admission validates cfg and returns the Config.Admission constructor:
 // one Admitter, serving Admit, Release and spend reads, on the cache the
@@ -72,7 +78,7 @@ func (cfg AdmissionConfig) Admission() (func(Lookup) (api.Admitter, api.SpendRea
 		a := admission.New(admission.Config{
 			Budgets: l, Redis: cfg.Redis, DB: cfg.DB, Catalog: cfg.Catalog,
 			ReservationTTL: cfg.ReservationTTL, MaxTokensCap: cfg.MaxTokensCap,
-			OnRedisDown: policy, Batch: cfg.ReserveBatch, RecoverLoss: cfg.RecoverLoss,
+			OnRedisDown: policy, Batch: cfg.ReserveBatch, Lease: cfg.Lease, RecoverLoss: cfg.RecoverLoss,
 			Log: cfg.Log, Registerer: cfg.Registerer, Now: cfg.Now,
 		})
 		return a, a

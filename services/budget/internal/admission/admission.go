@@ -21,6 +21,11 @@
 // concurrency they can overshoot by the requests in flight; key, team, user,
 // org, end-user, tag and per-model budgets cannot.
 //
+// Most admissions make no Redis call at all: an instance reserves a lease
+// for many requests on the same budgets and hands out parts of it in memory
+// (lease.go, ADR 2 "Leases"). The check that admits a lease is the one that
+// admits a request, and parts never exceed their lease.
+//
 // Concurrent admissions share Redis script calls (group commit, batch.go):
 // redisstore.ReserveBatch decides each request exactly as its own Reserve
 // would, in arrival order, so the promise above is unchanged; it only costs
@@ -103,7 +108,9 @@ type Config struct {
 	// redisstore.ErrLost; internal/fence) so that admission can go on, fenced.
 	RecoverLoss func(context.Context) error
 	// Batch tunes the group commit of Reserve calls (batch.go).
-	Batch      BatchConfig
+	Batch BatchConfig
+	// Lease tunes admission leases (lease.go); MaxAge 0 turns them off.
+	Lease      LeaseConfig
 	Log        *slog.Logger
 	Registerer prometheus.Registerer
 	Now        func() time.Time
@@ -120,6 +127,7 @@ type Admitter struct {
 	lastKnown *lastKnown
 	metrics   *metrics
 	batch     *batcher // nil: every Reserve on its own
+	leases    *leases  // nil: one reservation per request
 }
 
 // New returns an Admitter.
@@ -143,6 +151,12 @@ func New(cfg Config) *Admitter {
 	}
 	if !cfg.Batch.Disabled && !cfg.Redis.Cluster() {
 		a.batch = newBatcher(cfg.Redis, cfg.Batch, a.metrics.batchSizes)
+	}
+	if cfg.Lease.MaxAge > 0 {
+		a.leases = newLeases(cfg.Lease, cfg.ReservationTTL, cfg.Log, a.metrics.leases, a.reserve, func(ctx context.Context, id string, keys []string) error {
+			_, err := cfg.Redis.Release(ctx, id, keys)
+			return err
+		})
 	}
 	return a
 }

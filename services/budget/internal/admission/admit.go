@@ -137,26 +137,26 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 	}
 
 	if len(reqCounters) > 0 {
-		states, admitted, deniedAt, expires, err := a.check(ctx, m.GetRequestId(), amount, reqCounters)
+		d, err := a.check(ctx, m.GetRequestId(), amount, reqCounters)
 		if err != nil {
 			return a.redisDown(ctx, m, reqCounters, allowed, err)
 		}
-		if !admitted {
-			c := reqCounters[deniedAt]
+		if !d.admitted {
+			c := reqCounters[d.denied]
 			a.metrics.decisions.WithLabelValues("denied").Inc()
-			st := status(c, states[deniedAt])
+			st := status(c, d.states[d.denied])
 			return deny(&budgetv1.Denial{
 				Budget:  st,
 				Reason:  budgetv1.DenialReason_DENIAL_REASON_BUDGET_EXCEEDED,
-				Message: exceededMessage(c, states[deniedAt], amount),
+				Message: exceededMessage(c, d.states[d.denied], amount),
 			}), nil
 		}
 		if amount > 0 {
-			adm.ReservationId = m.GetRequestId()
-			adm.ExpiresAt = timestamppb.New(expires)
+			adm.ReservationId = d.reservation
+			adm.ExpiresAt = timestamppb.New(d.expires)
 		}
 		for i, c := range reqCounters {
-			adm.Budgets = append(adm.Budgets, status(c, states[i]))
+			adm.Budgets = append(adm.Budgets, status(c, d.states[i]))
 		}
 	}
 	a.metrics.decisions.WithLabelValues("admitted").Inc()
@@ -166,23 +166,35 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 
 // check reserves amount on every counter, or (for a free request, which
 // reserves nothing) only checks them.
-func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []counter) (states []redisstore.State, admitted bool, denied int, expires time.Time, err error) {
+func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []counter) (decision, error) {
 	keys := make([]string, len(cs))
 	for i, c := range cs {
 		keys[i] = c.key
 	}
 	if amount == 0 {
-		states, err = a.read(ctx, keys)
+		states, err := a.read(ctx, keys)
 		if err != nil {
-			return nil, false, 0, time.Time{}, err
+			return decision{}, err
 		}
 		for i, st := range states {
 			if st.Spent+st.Live > int64(cs[i].budget.Limit) {
-				return states, false, i, time.Time{}, nil
+				return decision{denied: i, states: states}, nil
 			}
 		}
 		a.lastKnown.remember(keys, states)
-		return states, true, -1, time.Time{}, nil
+		return decision{admitted: true, states: states}, nil
+	}
+	if a.leases != nil {
+		limits := make([]int64, len(cs))
+		for i, c := range cs {
+			limits[i] = int64(c.budget.Limit)
+		}
+		d, err := a.leases.admit(ctx, id, amount, keys, limits, a.cfg.Now())
+		if err != nil {
+			return decision{}, err
+		}
+		a.lastKnown.remember(keys, d.states)
+		return d, nil
 	}
 	req := redisstore.ReserveRequest{ID: id, Amount: amount, TTL: a.cfg.ReservationTTL}
 	for _, c := range cs {
@@ -190,10 +202,10 @@ func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []coun
 	}
 	res, err := a.reserve(ctx, req)
 	if err != nil {
-		return nil, false, 0, time.Time{}, err
+		return decision{}, err
 	}
 	a.lastKnown.remember(keys, res.States)
-	return res.States, res.Admitted, res.Denied, res.ExpiresAt, nil
+	return decision{admitted: res.Admitted, denied: res.Denied, reservation: id, expires: res.ExpiresAt, states: res.States}, nil
 }
 
 // filter keeps the candidates still within their provider and deployment
@@ -392,6 +404,10 @@ func validate(m *budgetv1.AdmitRequest) error {
 		return invalid("request_id is required")
 	case len(m.GetRequestId()) > maxRequestIDLen:
 		return invalid("request_id is longer than %d bytes", maxRequestIDLen)
+	case redisstore.IsLeaseID(m.GetRequestId()):
+		// A request's reservation id is its request id, and ids of this
+		// form name lease parts, which settle differently.
+		return invalid("request_id must not begin with %q", redisstore.LeaseID(""))
 	case m.GetModelGroup() == "":
 		return invalid("model_group is required")
 	case len(m.GetCandidates()) == 0:

@@ -77,6 +77,7 @@ type metrics struct {
 	reseeds     prometheus.Counter
 	latency     prometheus.Histogram
 	batchSizes  prometheus.Histogram
+	leases      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -95,13 +96,16 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "budget_admit_seconds", Help: "Time to admit a request.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 14),
 		}),
+		leases: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "budget_leases_total", Help: "Leases reserved in Redis; each serves the admissions on its budgets for up to -lease-max-age.",
+		}),
 		batchSizes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "budget_reserve_batch_size", Help: "Reserve requests per group-commit script call.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 8),
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.decisions, m.redisFaults, m.reseeds, m.latency, m.batchSizes)
+		reg.MustRegister(m.decisions, m.redisFaults, m.reseeds, m.latency, m.batchSizes, m.leases)
 	}
 	return m
 }
