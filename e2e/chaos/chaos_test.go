@@ -38,9 +38,13 @@
 //	CHAOS_CLIENTS=n         concurrent clients (short 6, long 8)
 //	CHAOS_REPORT=path       where to write the markdown report (long mode default:
 //	                        e2e/chaos/REPORT.md; short: e2e/.logs/chaos/REPORT-short.md)
+//	CHAOS_BUDGET_ARGS=args  extra budget service flags, space separated
+//	                        (e.g. "-lease-max-age 0" to run without leases)
 package chaos_test
 
 import (
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,7 +93,7 @@ func TestChaos(t *testing.T) {
 	// still outlives every request; it also bounds how long admission stays
 	// fenced after a Redis data loss, which the schedule causes often.
 	st := harness.StartStack(t, harness.WithGatewayConfigYAML(gatewayConfig), harness.WithLogLevel("info"),
-		harness.WithServiceArgs("budget", "-reservation-ttl", "10s"))
+		harness.WithServiceArgs("budget", append([]string{"-reservation-ttl", "10s"}, chaosBudgetArgs()...)...))
 	r.backend = st.Backend
 	// Registered after the stack's cleanups, so it runs first; it runs also
 	// when an invariant failed or the schedule stopped early: the report is
@@ -117,3 +121,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 }
+
+// chaosBudgetArgs are extra budget flags from CHAOS_BUDGET_ARGS (space
+// separated), to replay a schedule with admission configured otherwise.
+func chaosBudgetArgs() []string { return strings.Fields(os.Getenv("CHAOS_BUDGET_ARGS")) }
