@@ -16,7 +16,7 @@
 // At quiescence it asserts, for the run as a whole:
 //
 //   - every request the gateway answered 200 is in the ledger exactly once: one
-//     entry whose reservation id is the response's x-litellm-call-id, costing
+//     entry whose request id is the response's x-litellm-call-id, costing
 //     exactly the response's x-litellm-response-cost; and no entry for a
 //     request the client did not see succeed;
 //   - the ledger's sum over the run's keys equals the sum of those costs, to

@@ -18,15 +18,15 @@ func TestChecksCatchWhatTheyClaim(t *testing.T) {
 	reqs := []*request{success("a", 10), success("b", 20), success("c", 30), success("d", 40),
 		{key: bounded, outcome: failed, callID: "e", status: 200, why: "200, body cut"}}
 	entries := []entry{
-		{eventID: "1", reservationID: "a", keyID: "k1", nanos: 10},
+		{eventID: "1", requestID: "a", keyID: "k1", nanos: 10},
 		// b missing
-		{eventID: "2", reservationID: "c", keyID: "k1", nanos: 30},
-		{eventID: "3", reservationID: "c", keyID: "k1", nanos: 30}, // c twice
-		{eventID: "4", reservationID: "d", keyID: "k1", nanos: 41}, // d at another cost
-		{eventID: "5", reservationID: "e", keyID: "k1", nanos: 50}, // billed, client saw a failure
+		{eventID: "2", requestID: "c", keyID: "k1", nanos: 30},
+		{eventID: "3", requestID: "c", keyID: "k1", nanos: 30}, // c twice
+		{eventID: "4", requestID: "d", keyID: "k1", nanos: 41}, // d at another cost
+		{eventID: "5", requestID: "e", keyID: "k1", nanos: 50}, // billed, client saw a failure
 	}
 
-	c := eachSuccessOnce(reqs, byReservation(entries), nil)
+	c := eachSuccessOnce(reqs, byRequest(entries), nil)
 	if c.ok || !strings.Contains(c.detail, "1 missing, 1 more than once, 1 at another cost") {
 		t.Errorf("eachSuccessOnce on broken books: ok=%t %s", c.ok, c.detail)
 	}
@@ -40,13 +40,13 @@ func TestChecksCatchWhatTheyClaim(t *testing.T) {
 	}
 
 	clean := []entry{
-		{eventID: "1", reservationID: "a", keyID: "k1", nanos: 10},
-		{eventID: "2", reservationID: "b", keyID: "k1", nanos: 20},
-		{eventID: "3", reservationID: "c", keyID: "k1", nanos: 30},
-		{eventID: "4", reservationID: "d", keyID: "k1", nanos: 40},
+		{eventID: "1", requestID: "a", keyID: "k1", nanos: 10},
+		{eventID: "2", requestID: "b", keyID: "k1", nanos: 20},
+		{eventID: "3", requestID: "c", keyID: "k1", nanos: 30},
+		{eventID: "4", requestID: "d", keyID: "k1", nanos: 40},
 	}
 	for _, c := range []check{
-		eachSuccessOnce(reqs, byReservation(clean), nil),
+		eachSuccessOnce(reqs, byRequest(clean), nil),
 		noEntryWithoutSuccess(reqs, clean, nil),
 		// A mixed key may pass its limit: no hard bound without max_tokens.
 		boundedKeysWithinLimits([]*key{bounded, mixed}, map[string]money.Nanos{"k1": 1000, "k2": 5000}, reqs, nil),

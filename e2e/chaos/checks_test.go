@@ -36,7 +36,7 @@ type check struct {
 
 // entry is one ledger row of the run.
 type entry struct {
-	eventID, reservationID, keyID string
+	eventID, requestID, keyID string
 	nanos                         money.Nanos
 }
 
@@ -69,7 +69,7 @@ func checkBooks(t *testing.T, st *harness.Stack, keys *keyring, reqs []*request,
 		b.keySpend[e.keyID] += e.nanos
 	}
 
-	b.checks = append(b.checks, eachSuccessOnce(reqs, byReservation(entries), steps))
+	b.checks = append(b.checks, eachSuccessOnce(reqs, byRequest(entries), steps))
 	b.checks = append(b.checks, noEntryWithoutSuccess(reqs, entries, steps))
 	for _, r := range reqs {
 		if r.outcome == ok {
@@ -93,17 +93,17 @@ func checkBooks(t *testing.T, st *harness.Stack, keys *keyring, reqs []*request,
 	return b
 }
 
-// byReservation groups entries by reservation id: the gateway's call id.
-func byReservation(entries []entry) map[string][]entry {
+// byRequest groups entries by request id: the gateway's call id.
+func byRequest(entries []entry) map[string][]entry {
 	out := map[string][]entry{}
 	for _, e := range entries {
-		out[e.reservationID] = append(out[e.reservationID], e)
+		out[e.requestID] = append(out[e.requestID], e)
 	}
 	return out
 }
 
 // eachSuccessOnce: every 200 has exactly one ledger entry, carrying its call
-// id as the reservation id and costing what the response said.
+// id as the request id and costing what the response said.
 func eachSuccessOnce(reqs []*request, byCall map[string][]entry, steps []step) check {
 	var missing, twice, wrong []string
 	n := 0
@@ -144,14 +144,14 @@ func noEntryWithoutSuccess(reqs []*request, entries []entry, steps []step) check
 	}
 	var extra []string
 	for _, e := range entries {
-		if okCalls[e.reservationID] {
+		if okCalls[e.requestID] {
 			continue
 		}
 		what := "no request of the run had this call id"
-		if r := seen[e.reservationID]; r != nil {
+		if r := seen[e.requestID]; r != nil {
 			what = "the client saw " + describe(r, steps)
 		}
-		extra = append(extra, fmt.Sprintf("entry %s (reservation %q, %d nano-USD): %s", e.eventID, e.reservationID, e.nanos, what))
+		extra = append(extra, fmt.Sprintf("entry %s (request %q, %d nano-USD): %s", e.eventID, e.requestID, e.nanos, what))
 	}
 	return check{
 		name:   "no ledger entry without a successful request",
@@ -349,14 +349,14 @@ func readLedger(t *testing.T, st *harness.Stack) []entry {
 	conn := connectPostgres(t, st)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	rows, err := conn.Query(ctx, `SELECT event_id::text, reservation_id, key_id, total_nanos FROM ledger_entries`)
+	rows, err := conn.Query(ctx, `SELECT event_id::text, request_id, key_id, total_nanos FROM ledger_entries`)
 	if err != nil {
 		t.Fatalf("chaos: read ledger: %v", err)
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (entry, error) {
 		var e entry
 		var nanos int64
-		err := row.Scan(&e.eventID, &e.reservationID, &e.keyID, &nanos)
+		err := row.Scan(&e.eventID, &e.requestID, &e.keyID, &nanos)
 		e.nanos = money.Nanos(nanos)
 		return e, err
 	})

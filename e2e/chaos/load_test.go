@@ -41,7 +41,7 @@ type request struct {
 	outcome outcome
 	status  int    // HTTP status; 0 when no response arrived
 	why     string // failed: a short reason, for the report's tally
-	callID  string // x-litellm-call-id: the reservation id the ledger entry carries
+	callID  string // x-litellm-call-id: the request id the ledger entry carries
 	cost    money.Nanos
 }
 

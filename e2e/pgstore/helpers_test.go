@@ -109,6 +109,7 @@ func costEvent(id string, at time.Time, w who, nanos int64) *eventsv1.CostComput
 			},
 			Tokens:        &eventsv1.TokenCounts{Input: 1200, Output: 340, CacheRead: 7},
 			ReservationId: "res-" + id[:8],
+			RequestId:     "call-" + id[:8],
 			OccurredAt:    timestamppb.New(at),
 		},
 		Components: []*eventsv1.CostComponent{

@@ -630,6 +630,11 @@ func TestEntriesRoundTrip(t *testing.T) {
 	plain := entry(t, at, who{}, 5) // stream_seq 0, no tags or counters
 	want[plain.EventID] = plain
 	mustInsert(t, pool, plain)
+	// A batch holding stored events goes in by INSERT ... ON CONFLICT, not
+	// COPY: its new entry must round-trip the same way.
+	late := entry(t, at, who{}, 6)
+	want[late.EventID] = late
+	mustInsert(t, pool, append(batch[:3:3], late)...)
 
 	page, err := pgstore.ListEntries(ctx, pool, scope.Scope{Kind: scope.KindKey, ID: "key-1"}, at, at.Add(time.Second), 1000, "")
 	if err != nil {

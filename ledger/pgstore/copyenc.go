@@ -29,10 +29,10 @@ const copyColumns = `event_id, corrects_event_id, occurred_at,
     key_id, team_id, user_id, org_id, end_user_id, tags,
     model_group, deployment_id, provider, backend_model,
     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
-    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys`
+    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys, request_id`
 
 // copyFields is how many columns copyColumns names.
-const copyFields = 27
+const copyFields = 28
 
 const (
 	// copySignature is the 11-byte signature, then the flags field and the
@@ -84,6 +84,7 @@ func appendCopyRows(b []byte, entries []Entry, ids [][16]byte, uniq []int) []byt
 		b = appendTextField(b, e.ReservationID)
 		b = appendInt8Field(b, int64(e.StreamSeq)) // validated to fit
 		b = appendTextArrayField(b, e.CounterKeys)
+		b = appendTextField(b, e.RequestID)
 	}
 	return binary.BigEndian.AppendUint16(b, 0xffff) // the trailer: a field count of -1
 }

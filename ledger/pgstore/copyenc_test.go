@@ -60,7 +60,7 @@ func TestCopyRowsDecodeToTheEntries(t *testing.T) {
 			Tags: []string{"a\"b", "prod", `x\y`}, ModelGroup: "g", DeploymentID: "d", Provider: "p", BackendModel: "p/g",
 			InputTokens: 1, OutputTokens: 2, CacheReadTokens: 3, CacheCreationTokens: 4, CacheCreation1hTokens: 5, ReasoningTokens: 6,
 			TotalNanos: -7, Components: []Component{{Name: "input", Tokens: 1, CostNanos: -7, ExactCost: "-0.000000007"}},
-			Priced: false, UnknownComponents: []string{"cache_read"}, CatalogVersion: "v1", ReservationID: "res-1",
+			Priced: false, UnknownComponents: []string{"cache_read"}, CatalogVersion: "v1", ReservationID: "lease:x/1/7", RequestID: "call-1",
 			StreamSeq: 1 << 40, CounterKeys: []string{"k1", "k2"},
 		},
 		{
@@ -92,7 +92,7 @@ func TestCopyRowsDecodeToTheEntries(t *testing.T) {
 			tags, unknown, keys  []string
 			components           string
 			priced               bool
-			catalog, reservation string
+			catalog, reservation, request string
 		)
 		scan := func(col int, oid uint32, into any) {
 			t.Helper()
@@ -117,6 +117,7 @@ func TestCopyRowsDecodeToTheEntries(t *testing.T) {
 		scan(24, pgtype.TextOID, &reservation)
 		scan(25, pgtype.Int8OID, &ints[7])
 		scan(26, pgtype.TextArrayOID, &keys)
+		scan(27, pgtype.TextOID, &request)
 
 		wantCorrects, _ := parseUUID(e.CorrectsEventID)
 		var gotComponents []Component
@@ -125,13 +126,13 @@ func TestCopyRowsDecodeToTheEntries(t *testing.T) {
 		}
 		got := []any{
 			formatUUID(eventID.Bytes), corrects.Valid, corrects.Valid && corrects.Bytes == wantCorrects, occurred.UTC(),
-			texts, ints, nonNil(tags), gotComponents, priced, nonNil(unknown), catalog, reservation, nonNil(keys),
+			texts, ints, nonNil(tags), gotComponents, priced, nonNil(unknown), catalog, reservation, nonNil(keys), request,
 		}
 		want := []any{
 			e.EventID, e.CorrectsEventID != "", e.CorrectsEventID != "", e.OccurredAt,
 			[9]string{e.KeyID, e.TeamID, e.UserID, e.OrgID, e.EndUserID, e.ModelGroup, e.DeploymentID, e.Provider, e.BackendModel},
 			[8]int64{e.InputTokens, e.OutputTokens, e.CacheReadTokens, e.CacheCreationTokens, e.CacheCreation1hTokens, e.ReasoningTokens, e.TotalNanos, int64(e.StreamSeq)},
-			nonNil(e.Tags), nonNil(e.Components), e.Priced, nonNil(e.UnknownComponents), e.CatalogVersion, e.ReservationID, nonNil(e.CounterKeys),
+			nonNil(e.Tags), nonNil(e.Components), e.Priced, nonNil(e.UnknownComponents), e.CatalogVersion, e.ReservationID, nonNil(e.CounterKeys), e.RequestID,
 		}
 		for k := range want {
 			if !reflect.DeepEqual(got[k], want[k]) {

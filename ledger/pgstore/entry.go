@@ -65,6 +65,8 @@ type Entry struct {
 	UnknownComponents []string
 	CatalogVersion    string
 	ReservationID     string
+	// RequestID is the client-facing request id of the call (UsageRecorded.request_id).
+	RequestID string
 
 	// StreamSeq is the event's sequence in the COSTS stream (0 for an entry
 	// that did not come from it).
@@ -208,6 +210,7 @@ func ConvertCost(c *eventsv1.CostComputed, streamSeq uint64) (Entry, error) {
 		CounterKeys:       slices.Clone(u.GetCounterKeys()),
 		CatalogVersion:    c.GetCatalogVersion(),
 		ReservationID:     u.GetReservationId(),
+		RequestID:         u.GetRequestId(),
 		StreamSeq:         streamSeq,
 	}
 	e.Components = make([]Component, 0, len(c.GetComponents()))
@@ -322,7 +325,7 @@ func (e *Entry) validate() ([16]byte, error) {
 	}{
 		{"team_id", e.TeamID}, {"user_id", e.UserID}, {"org_id", e.OrgID}, {"end_user_id", e.EndUserID},
 		{"provider", e.Provider}, {"backend_model", e.BackendModel},
-		{"catalog_version", e.CatalogVersion}, {"reservation_id", e.ReservationID},
+		{"catalog_version", e.CatalogVersion}, {"reservation_id", e.ReservationID}, {"request_id", e.RequestID},
 	} {
 		if err := checkText(f.v); err != nil {
 			return id, bad(f.name, "%v", err)

@@ -55,25 +55,25 @@ INSERT INTO ledger_entries (
     key_id, team_id, user_id, org_id, end_user_id, tags,
     model_group, deployment_id, provider, backend_model,
     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
-    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys)
+    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys, request_id)
 SELECT
     u.event_id, u.corrects_event_id, u.occurred_at,
     u.key_id, u.team_id, u.user_id, u.org_id, u.end_user_id, u.tags::text[],
     u.model_group, u.deployment_id, u.provider, u.backend_model,
     u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_creation_tokens, u.cache_creation_1h_tokens, u.reasoning_tokens,
-    u.total_nanos, u.components::json, u.priced, u.unknown_components::text[], u.catalog_version, u.reservation_id, u.stream_seq, u.counter_keys::text[]
+    u.total_nanos, u.components::json, u.priced, u.unknown_components::text[], u.catalog_version, u.reservation_id, u.stream_seq, u.counter_keys::text[], u.request_id
 FROM unnest(
     $1::uuid[], $2::uuid[], $3::timestamptz[],
     $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
     $10::text[], $11::text[], $12::text[], $13::text[],
     $14::bigint[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::bigint[],
-    $20::bigint[], $21::text[], $22::boolean[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::text[]
+    $20::bigint[], $21::text[], $22::boolean[], $23::text[], $24::text[], $25::text[], $26::bigint[], $27::text[], $28::text[]
 ) AS u(
     event_id, corrects_event_id, occurred_at,
     key_id, team_id, user_id, org_id, end_user_id, tags,
     model_group, deployment_id, provider, backend_model,
     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
-    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys)
+    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, counter_keys, request_id)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id, tx_id, total_nanos, stream_seq`
 
@@ -314,6 +314,7 @@ func insertArgs(entries []Entry, ids [][16]byte, uniq []int) []any {
 		unknown     = newTextColumn(n, 2)
 		catalog     = make(inPlace[textElem], n)
 		reservation = make(inPlace[textElem], n)
+		requestID   = make(inPlace[textElem], n)
 		streamSeq   = make(inPlace[int8Elem], n)
 		counterKeys = newTextColumn(n, 64)
 	)
@@ -340,6 +341,7 @@ func insertArgs(entries []Entry, ids [][16]byte, uniq []int) []any {
 		unknown.buf = appendArrayLiteral(unknown.buf, e.UnknownComponents)
 		unknown.end()
 		catalog[j], reservation[j] = textElem(e.CatalogVersion), textElem(e.ReservationID)
+		requestID[j] = textElem(e.RequestID)
 		streamSeq[j] = int8Elem(e.StreamSeq) // validated to fit
 		counterKeys.buf = appendArrayLiteral(counterKeys.buf, e.CounterKeys)
 		counterKeys.end()
@@ -349,6 +351,6 @@ func insertArgs(entries []Entry, ids [][16]byte, uniq []int) []any {
 		keyID, teamID, userID, orgID, endUserID, tags.values(),
 		modelGroup, deployment, provider, backend,
 		input, output, cacheRead, cacheCreate, cache1h, reasoning,
-		total, components.values(), priced, unknown.values(), catalog, reservation, streamSeq, counterKeys.values(),
+		total, components.values(), priced, unknown.values(), catalog, reservation, streamSeq, counterKeys.values(), requestID,
 	}
 }

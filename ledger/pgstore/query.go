@@ -185,7 +185,7 @@ const entryColumns = `event_id, corrects_event_id, occurred_at, recorded_at,
     key_id, team_id, user_id, org_id, end_user_id, tags,
     model_group, deployment_id, provider, backend_model,
     input_tokens, output_tokens, cache_read_tokens, cache_creation_tokens, cache_creation_1h_tokens, reasoning_tokens,
-    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, tx_id, counter_keys`
+    total_nanos, components, priced, unknown_components, catalog_version, reservation_id, stream_seq, tx_id, counter_keys, request_id`
 
 func scanEntry(r pgx.CollectableRow) (Entry, error) {
 	var (
@@ -198,7 +198,7 @@ func scanEntry(r pgx.CollectableRow) (Entry, error) {
 		&e.KeyID, &e.TeamID, &e.UserID, &e.OrgID, &e.EndUserID, &e.Tags,
 		&e.ModelGroup, &e.DeploymentID, &e.Provider, &e.BackendModel,
 		&e.InputTokens, &e.OutputTokens, &e.CacheReadTokens, &e.CacheCreationTokens, &e.CacheCreation1hTokens, &e.ReasoningTokens,
-		&e.TotalNanos, &e.Components, &e.Priced, &e.UnknownComponents, &e.CatalogVersion, &e.ReservationID, &seq, &e.TxID, &e.CounterKeys)
+		&e.TotalNanos, &e.Components, &e.Priced, &e.UnknownComponents, &e.CatalogVersion, &e.ReservationID, &seq, &e.TxID, &e.CounterKeys, &e.RequestID)
 	if err != nil {
 		return e, err
 	}

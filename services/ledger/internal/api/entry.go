@@ -39,6 +39,7 @@ func EntryProto(e *pgstore.Entry) *ledgerv1.Entry {
 				Reasoning: e.ReasoningTokens,
 			},
 			ReservationId: e.ReservationID,
+			RequestId:     e.RequestID,
 			OccurredAt:    timestamppb.New(e.OccurredAt),
 		},
 		TotalNanos:        e.TotalNanos,
