@@ -7,10 +7,12 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/spendledger/spendledger/e2e/harness"
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	eventsv1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
+	"github.com/spendledger/spendledger/ledger/redisstore"
 	"github.com/spendledger/spendledger/services/budget/budgetsvc"
 )
 
@@ -147,4 +149,68 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestGrantsAreLeaseParts: a request asking for grant_parts gets a block of
+// its lease's parts; parts the caller hands out settle and release like any
+// other, the rest released as one part, and once the lease closes the
+// counter holds exactly the parts still in flight.
+func TestGrantsAreLeaseParts(t *testing.T) {
+	e := newEnv(t)
+	in := e.newInstance(nil)
+	createKey(t, in.client, "k-grant", "", &budgetv1.BudgetSpec{LimitUsd: "1000", Duration: "1d"})
+	var reqs []*budgetv1.AdmitRequest
+	for i := range 100 {
+		reqs = append(reqs, admitReq(fmt.Sprintf("warm-%d", i), "k-grant", 1_000, 1_000))
+	}
+	var inFlight int64
+	for _, r := range admitAll(t, []budgetAPI{in.client}, reqs) {
+		if a := admitted(t, r); a.Grant != nil {
+			t.Fatalf("a grant nobody asked for: %v", a.Grant)
+		}
+		inFlight += est1k1k
+	}
+	var a *budgetv1.Admission
+	for i := 0; a.GetGrant() == nil; i++ { // until a lease has room for a block
+		if i == 50 {
+			t.Fatal("no grant after 50 requests asking for one")
+		}
+		r := admitReq(fmt.Sprintf("grant-%d", i), "k-grant", 1_000, 1_000)
+		r.GrantParts = 16
+		a = admitted(t, admit(t, in.client, r))
+		inFlight += est1k1k
+	}
+	g := a.Grant
+	lease, _, ok := redisstore.ParseLeasePart(a.ReservationId)
+	if !ok || g.LeaseId != lease || g.Parts == 0 || g.Parts > 15 || g.HandOutFor.AsDuration() <= 0 || g.HandOutFor.AsDuration() > leaseMaxAge {
+		t.Fatalf("grant %v with reservation %s", g, a.ReservationId)
+	}
+	// Hand out half the block (rounded up): settle one, release one (twice),
+	// keep the others in flight; release the rest as the gateway would.
+	used := (g.Parts + 1) / 2
+	var spent int64
+	for n := range used {
+		part := proto.CloneOf(a)
+		part.Grant = nil
+		part.ReservationId = redisstore.LeasePart(g.LeaseId, g.FirstPart+uint64(n), a.ReservedNanos)
+		switch n {
+		case 0:
+			e.settle(part, "d1", 7_000_000)
+			spent += 7_000_000
+		case 1:
+			for i, want := range []bool{true, false} {
+				rel := harness.OK[budgetv1.ReleaseResponse](t, "release")(in.client.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: part.ReservationId, CounterKeys: part.CounterKeys}))).Released
+				if rel != want {
+					t.Fatalf("release %d of a granted part: %v", i+1, rel)
+				}
+			}
+		default:
+			inFlight += a.ReservedNanos
+		}
+	}
+	rest := redisstore.LeasePart(g.LeaseId, g.FirstPart+uint64(used), int64(g.Parts-used)*a.ReservedNanos)
+	if g.Parts > used {
+		harness.OK[budgetv1.ReleaseResponse](t, "release rest")(in.client.Release(harness.Context(t), connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: rest, CounterKeys: a.CounterKeys})))
+	}
+	e.wantState(a.CounterKeys[0], spent, inFlight)
 }

@@ -37,7 +37,7 @@ type check struct {
 // entry is one ledger row of the run.
 type entry struct {
 	eventID, requestID, keyID string
-	nanos                         money.Nanos
+	nanos                     money.Nanos
 }
 
 // books is what the checks found, for the report.

@@ -85,13 +85,13 @@ func TestCopyRowsDecodeToTheEntries(t *testing.T) {
 			t.Fatalf("row of %d fields, %d columns; want %d", len(row), len(columns), copyFields)
 		}
 		var (
-			eventID, corrects    pgtype.UUID
-			occurred             time.Time
-			texts                [9]string
-			ints                 [8]int64
-			tags, unknown, keys  []string
-			components           string
-			priced               bool
+			eventID, corrects             pgtype.UUID
+			occurred                      time.Time
+			texts                         [9]string
+			ints                          [8]int64
+			tags, unknown, keys           []string
+			components                    string
+			priced                        bool
 			catalog, reservation, request string
 		)
 		scan := func(col int, oid uint32, into any) {

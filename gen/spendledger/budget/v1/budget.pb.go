@@ -10,6 +10,7 @@ import (
 	v1 "github.com/spendledger/spendledger/gen/spendledger/events/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -324,7 +325,11 @@ type AdmitRequest struct {
 	PromptTokens int64 `protobuf:"varint,7,opt,name=prompt_tokens,json=promptTokens,proto3" json:"prompt_tokens,omitempty"`
 	// Zero means the client did not set max_tokens; the estimate then uses the
 	// configured cap (default: the catalog's max output tokens).
-	MaxTokens     int64 `protobuf:"varint,8,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	MaxTokens int64 `protobuf:"varint,8,opt,name=max_tokens,json=maxTokens,proto3" json:"max_tokens,omitempty"`
+	// When more than 1, the caller would take up to this many admissions for
+	// requests like this one (Admission.grant), counting this one, so that it
+	// admits them itself without a call. 0 or 1: this request only.
+	GrantParts    uint32 `protobuf:"varint,9,opt,name=grant_parts,json=grantParts,proto3" json:"grant_parts,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -411,6 +416,13 @@ func (x *AdmitRequest) GetPromptTokens() int64 {
 func (x *AdmitRequest) GetMaxTokens() int64 {
 	if x != nil {
 		return x.MaxTokens
+	}
+	return 0
+}
+
+func (x *AdmitRequest) GetGrantParts() uint32 {
+	if x != nil {
+		return x.GrantParts
 	}
 	return 0
 }
@@ -746,8 +758,12 @@ type Admission struct {
 	// budgets. The gateway adds the served deployment's keys to the event's
 	// counter_keys.
 	CandidateCounters []*CandidateCounters `protobuf:"bytes,7,rep,name=candidate_counters,json=candidateCounters,proto3" json:"candidate_counters,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Set when the request asked for grant_parts and admission reserved them:
+	// more reservations for requests like this one, which the caller hands out
+	// itself (LeaseGrant).
+	Grant         *LeaseGrant `protobuf:"bytes,8,opt,name=grant,proto3" json:"grant,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Admission) Reset() {
@@ -829,6 +845,93 @@ func (x *Admission) GetCandidateCounters() []*CandidateCounters {
 	return nil
 }
 
+func (x *Admission) GetGrant() *LeaseGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+// LeaseGrant is a block of parts of an admission lease (ADR 2, "Leases")
+// given to the caller, each reserving Admission.reserved_nanos on the same
+// counters. The caller may admit with one a request with the same key, model
+// group, end user, tags and candidates as the one that got the grant, and no
+// more prompt_tokens or max_tokens (so its estimate is no larger), exactly
+// as Admit would have: same counter keys, candidates and budgets. Part n's
+// reservation id is "<lease_id>/<n>/<reserved_nanos>"; it is settled by the
+// request's UsageRecorded or released by Release, as any reservation.
+type LeaseGrant struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	LeaseId string                 `protobuf:"bytes,1,opt,name=lease_id,json=leaseId,proto3" json:"lease_id,omitempty"`
+	// The parts are numbered first_part .. first_part + parts - 1.
+	FirstPart uint64 `protobuf:"varint,2,opt,name=first_part,json=firstPart,proto3" json:"first_part,omitempty"`
+	Parts     uint32 `protobuf:"varint,3,opt,name=parts,proto3" json:"parts,omitempty"`
+	// How long after receiving the grant the caller may hand parts out. Then
+	// it releases the ones it did not hand out in one Release, of the id
+	// "<lease_id>/<first unused part>/<unused × reserved_nanos>".
+	HandOutFor    *durationpb.Duration `protobuf:"bytes,4,opt,name=hand_out_for,json=handOutFor,proto3" json:"hand_out_for,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LeaseGrant) Reset() {
+	*x = LeaseGrant{}
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LeaseGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LeaseGrant) ProtoMessage() {}
+
+func (x *LeaseGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LeaseGrant.ProtoReflect.Descriptor instead.
+func (*LeaseGrant) Descriptor() ([]byte, []int) {
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *LeaseGrant) GetLeaseId() string {
+	if x != nil {
+		return x.LeaseId
+	}
+	return ""
+}
+
+func (x *LeaseGrant) GetFirstPart() uint64 {
+	if x != nil {
+		return x.FirstPart
+	}
+	return 0
+}
+
+func (x *LeaseGrant) GetParts() uint32 {
+	if x != nil {
+		return x.Parts
+	}
+	return 0
+}
+
+func (x *LeaseGrant) GetHandOutFor() *durationpb.Duration {
+	if x != nil {
+		return x.HandOutFor
+	}
+	return nil
+}
+
 // CandidateCounters are the counters one deployment adds to a request.
 type CandidateCounters struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -840,7 +943,7 @@ type CandidateCounters struct {
 
 func (x *CandidateCounters) Reset() {
 	*x = CandidateCounters{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -852,7 +955,7 @@ func (x *CandidateCounters) String() string {
 func (*CandidateCounters) ProtoMessage() {}
 
 func (x *CandidateCounters) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[10]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -865,7 +968,7 @@ func (x *CandidateCounters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CandidateCounters.ProtoReflect.Descriptor instead.
 func (*CandidateCounters) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{10}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CandidateCounters) GetDeploymentId() string {
@@ -896,7 +999,7 @@ type Denial struct {
 
 func (x *Denial) Reset() {
 	*x = Denial{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1011,7 @@ func (x *Denial) String() string {
 func (*Denial) ProtoMessage() {}
 
 func (x *Denial) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[11]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1024,7 @@ func (x *Denial) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Denial.ProtoReflect.Descriptor instead.
 func (*Denial) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{11}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Denial) GetBudget() *BudgetStatus {
@@ -963,7 +1066,7 @@ type BudgetStatus struct {
 
 func (x *BudgetStatus) Reset() {
 	*x = BudgetStatus{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -975,7 +1078,7 @@ func (x *BudgetStatus) String() string {
 func (*BudgetStatus) ProtoMessage() {}
 
 func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[12]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -988,7 +1091,7 @@ func (x *BudgetStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetStatus.ProtoReflect.Descriptor instead.
 func (*BudgetStatus) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{12}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BudgetStatus) GetBudgetId() string {
@@ -1058,7 +1161,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1173,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[13]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1186,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{13}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ReleaseRequest) GetReservationId() string {
@@ -1110,7 +1213,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1225,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[14]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1238,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{14}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ReleaseResponse) GetReleased() bool {
@@ -1168,7 +1271,7 @@ type Key struct {
 
 func (x *Key) Reset() {
 	*x = Key{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1283,7 @@ func (x *Key) String() string {
 func (*Key) ProtoMessage() {}
 
 func (x *Key) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[15]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1296,7 @@ func (x *Key) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Key.ProtoReflect.Descriptor instead.
 func (*Key) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{15}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Key) GetKeyId() string {
@@ -1293,7 +1396,7 @@ type CreateKeyRequest struct {
 
 func (x *CreateKeyRequest) Reset() {
 	*x = CreateKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1305,7 +1408,7 @@ func (x *CreateKeyRequest) String() string {
 func (*CreateKeyRequest) ProtoMessage() {}
 
 func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[16]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1318,7 +1421,7 @@ func (x *CreateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyRequest.ProtoReflect.Descriptor instead.
 func (*CreateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{16}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CreateKeyRequest) GetKey() *Key {
@@ -1353,7 +1456,7 @@ type CreateKeyResponse struct {
 
 func (x *CreateKeyResponse) Reset() {
 	*x = CreateKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1365,7 +1468,7 @@ func (x *CreateKeyResponse) String() string {
 func (*CreateKeyResponse) ProtoMessage() {}
 
 func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[17]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1378,7 +1481,7 @@ func (x *CreateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateKeyResponse.ProtoReflect.Descriptor instead.
 func (*CreateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{17}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CreateKeyResponse) GetKey() *Key {
@@ -1408,7 +1511,7 @@ type GetKeyRequest struct {
 
 func (x *GetKeyRequest) Reset() {
 	*x = GetKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1420,7 +1523,7 @@ func (x *GetKeyRequest) String() string {
 func (*GetKeyRequest) ProtoMessage() {}
 
 func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[18]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1433,7 +1536,7 @@ func (x *GetKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyRequest.ProtoReflect.Descriptor instead.
 func (*GetKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{18}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetKeyRequest) GetKeyId() string {
@@ -1461,7 +1564,7 @@ type GetKeyResponse struct {
 
 func (x *GetKeyResponse) Reset() {
 	*x = GetKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1576,7 @@ func (x *GetKeyResponse) String() string {
 func (*GetKeyResponse) ProtoMessage() {}
 
 func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[19]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1589,7 @@ func (x *GetKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetKeyResponse.ProtoReflect.Descriptor instead.
 func (*GetKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{19}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetKeyResponse) GetKey() *Key {
@@ -1514,7 +1617,7 @@ type UpdateKeyRequest struct {
 
 func (x *UpdateKeyRequest) Reset() {
 	*x = UpdateKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1526,7 +1629,7 @@ func (x *UpdateKeyRequest) String() string {
 func (*UpdateKeyRequest) ProtoMessage() {}
 
 func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[20]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1539,7 +1642,7 @@ func (x *UpdateKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyRequest.ProtoReflect.Descriptor instead.
 func (*UpdateKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{20}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateKeyRequest) GetKey() *Key {
@@ -1565,7 +1668,7 @@ type UpdateKeyResponse struct {
 
 func (x *UpdateKeyResponse) Reset() {
 	*x = UpdateKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1680,7 @@ func (x *UpdateKeyResponse) String() string {
 func (*UpdateKeyResponse) ProtoMessage() {}
 
 func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[21]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1693,7 @@ func (x *UpdateKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateKeyResponse.ProtoReflect.Descriptor instead.
 func (*UpdateKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{21}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *UpdateKeyResponse) GetKey() *Key {
@@ -1609,7 +1712,7 @@ type DeleteKeyRequest struct {
 
 func (x *DeleteKeyRequest) Reset() {
 	*x = DeleteKeyRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1621,7 +1724,7 @@ func (x *DeleteKeyRequest) String() string {
 func (*DeleteKeyRequest) ProtoMessage() {}
 
 func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[22]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1634,7 +1737,7 @@ func (x *DeleteKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyRequest.ProtoReflect.Descriptor instead.
 func (*DeleteKeyRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{22}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DeleteKeyRequest) GetKeyId() string {
@@ -1652,7 +1755,7 @@ type DeleteKeyResponse struct {
 
 func (x *DeleteKeyResponse) Reset() {
 	*x = DeleteKeyResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1664,7 +1767,7 @@ func (x *DeleteKeyResponse) String() string {
 func (*DeleteKeyResponse) ProtoMessage() {}
 
 func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[23]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1677,7 +1780,7 @@ func (x *DeleteKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteKeyResponse.ProtoReflect.Descriptor instead.
 func (*DeleteKeyResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{23}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{24}
 }
 
 type ListKeysRequest struct {
@@ -1692,7 +1795,7 @@ type ListKeysRequest struct {
 
 func (x *ListKeysRequest) Reset() {
 	*x = ListKeysRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1807,7 @@ func (x *ListKeysRequest) String() string {
 func (*ListKeysRequest) ProtoMessage() {}
 
 func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[24]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1820,7 @@ func (x *ListKeysRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysRequest.ProtoReflect.Descriptor instead.
 func (*ListKeysRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{24}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListKeysRequest) GetTeamId() string {
@@ -1758,7 +1861,7 @@ type ListKeysResponse struct {
 
 func (x *ListKeysResponse) Reset() {
 	*x = ListKeysResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1873,7 @@ func (x *ListKeysResponse) String() string {
 func (*ListKeysResponse) ProtoMessage() {}
 
 func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[25]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1886,7 @@ func (x *ListKeysResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListKeysResponse.ProtoReflect.Descriptor instead.
 func (*ListKeysResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{25}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListKeysResponse) GetKeys() []*Key {
@@ -1817,7 +1920,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1932,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[26]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1945,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{26}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Principal) GetKind() PrincipalKind {
@@ -1904,7 +2007,7 @@ type CreatePrincipalRequest struct {
 
 func (x *CreatePrincipalRequest) Reset() {
 	*x = CreatePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2019,7 @@ func (x *CreatePrincipalRequest) String() string {
 func (*CreatePrincipalRequest) ProtoMessage() {}
 
 func (x *CreatePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[27]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2032,7 @@ func (x *CreatePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*CreatePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{27}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CreatePrincipalRequest) GetPrincipal() *Principal {
@@ -1955,7 +2058,7 @@ type CreatePrincipalResponse struct {
 
 func (x *CreatePrincipalResponse) Reset() {
 	*x = CreatePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1967,7 +2070,7 @@ func (x *CreatePrincipalResponse) String() string {
 func (*CreatePrincipalResponse) ProtoMessage() {}
 
 func (x *CreatePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[28]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1980,7 +2083,7 @@ func (x *CreatePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreatePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*CreatePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{28}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *CreatePrincipalResponse) GetPrincipal() *Principal {
@@ -2000,7 +2103,7 @@ type GetPrincipalRequest struct {
 
 func (x *GetPrincipalRequest) Reset() {
 	*x = GetPrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2012,7 +2115,7 @@ func (x *GetPrincipalRequest) String() string {
 func (*GetPrincipalRequest) ProtoMessage() {}
 
 func (x *GetPrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[29]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2025,7 +2128,7 @@ func (x *GetPrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrincipalRequest.ProtoReflect.Descriptor instead.
 func (*GetPrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{29}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetPrincipalRequest) GetKind() PrincipalKind {
@@ -2052,7 +2155,7 @@ type GetPrincipalResponse struct {
 
 func (x *GetPrincipalResponse) Reset() {
 	*x = GetPrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2064,7 +2167,7 @@ func (x *GetPrincipalResponse) String() string {
 func (*GetPrincipalResponse) ProtoMessage() {}
 
 func (x *GetPrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[30]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2077,7 +2180,7 @@ func (x *GetPrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPrincipalResponse.ProtoReflect.Descriptor instead.
 func (*GetPrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{30}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetPrincipalResponse) GetPrincipal() *Principal {
@@ -2104,7 +2207,7 @@ type UpdatePrincipalRequest struct {
 
 func (x *UpdatePrincipalRequest) Reset() {
 	*x = UpdatePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2116,7 +2219,7 @@ func (x *UpdatePrincipalRequest) String() string {
 func (*UpdatePrincipalRequest) ProtoMessage() {}
 
 func (x *UpdatePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[31]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2129,7 +2232,7 @@ func (x *UpdatePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*UpdatePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{31}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *UpdatePrincipalRequest) GetPrincipal() *Principal {
@@ -2155,7 +2258,7 @@ type UpdatePrincipalResponse struct {
 
 func (x *UpdatePrincipalResponse) Reset() {
 	*x = UpdatePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2167,7 +2270,7 @@ func (x *UpdatePrincipalResponse) String() string {
 func (*UpdatePrincipalResponse) ProtoMessage() {}
 
 func (x *UpdatePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[32]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2180,7 +2283,7 @@ func (x *UpdatePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdatePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*UpdatePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{32}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *UpdatePrincipalResponse) GetPrincipal() *Principal {
@@ -2200,7 +2303,7 @@ type DeletePrincipalRequest struct {
 
 func (x *DeletePrincipalRequest) Reset() {
 	*x = DeletePrincipalRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2315,7 @@ func (x *DeletePrincipalRequest) String() string {
 func (*DeletePrincipalRequest) ProtoMessage() {}
 
 func (x *DeletePrincipalRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[33]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2328,7 @@ func (x *DeletePrincipalRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrincipalRequest.ProtoReflect.Descriptor instead.
 func (*DeletePrincipalRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{33}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DeletePrincipalRequest) GetKind() PrincipalKind {
@@ -2250,7 +2353,7 @@ type DeletePrincipalResponse struct {
 
 func (x *DeletePrincipalResponse) Reset() {
 	*x = DeletePrincipalResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2365,7 @@ func (x *DeletePrincipalResponse) String() string {
 func (*DeletePrincipalResponse) ProtoMessage() {}
 
 func (x *DeletePrincipalResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[34]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2378,7 @@ func (x *DeletePrincipalResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrincipalResponse.ProtoReflect.Descriptor instead.
 func (*DeletePrincipalResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{34}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{35}
 }
 
 type ListPrincipalsRequest struct {
@@ -2289,7 +2392,7 @@ type ListPrincipalsRequest struct {
 
 func (x *ListPrincipalsRequest) Reset() {
 	*x = ListPrincipalsRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2301,7 +2404,7 @@ func (x *ListPrincipalsRequest) String() string {
 func (*ListPrincipalsRequest) ProtoMessage() {}
 
 func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[35]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2314,7 +2417,7 @@ func (x *ListPrincipalsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrincipalsRequest.ProtoReflect.Descriptor instead.
 func (*ListPrincipalsRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{35}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListPrincipalsRequest) GetKind() PrincipalKind {
@@ -2348,7 +2451,7 @@ type ListPrincipalsResponse struct {
 
 func (x *ListPrincipalsResponse) Reset() {
 	*x = ListPrincipalsResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2463,7 @@ func (x *ListPrincipalsResponse) String() string {
 func (*ListPrincipalsResponse) ProtoMessage() {}
 
 func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[36]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2476,7 @@ func (x *ListPrincipalsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListPrincipalsResponse.ProtoReflect.Descriptor instead.
 func (*ListPrincipalsResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{36}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ListPrincipalsResponse) GetPrincipals() []*Principal {
@@ -2410,7 +2513,7 @@ type BudgetSpec struct {
 
 func (x *BudgetSpec) Reset() {
 	*x = BudgetSpec{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2422,7 +2525,7 @@ func (x *BudgetSpec) String() string {
 func (*BudgetSpec) ProtoMessage() {}
 
 func (x *BudgetSpec) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[37]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2435,7 +2538,7 @@ func (x *BudgetSpec) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BudgetSpec.ProtoReflect.Descriptor instead.
 func (*BudgetSpec) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{37}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *BudgetSpec) GetBudgetId() string {
@@ -2495,7 +2598,7 @@ type Budget struct {
 
 func (x *Budget) Reset() {
 	*x = Budget{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2507,7 +2610,7 @@ func (x *Budget) String() string {
 func (*Budget) ProtoMessage() {}
 
 func (x *Budget) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[38]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2520,7 +2623,7 @@ func (x *Budget) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Budget.ProtoReflect.Descriptor instead.
 func (*Budget) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{38}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Budget) GetSpec() *BudgetSpec {
@@ -2567,7 +2670,7 @@ type SetBudgetRequest struct {
 
 func (x *SetBudgetRequest) Reset() {
 	*x = SetBudgetRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2579,7 +2682,7 @@ func (x *SetBudgetRequest) String() string {
 func (*SetBudgetRequest) ProtoMessage() {}
 
 func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[39]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2592,7 +2695,7 @@ func (x *SetBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetRequest.ProtoReflect.Descriptor instead.
 func (*SetBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{39}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetBudgetRequest) GetSpec() *BudgetSpec {
@@ -2611,7 +2714,7 @@ type SetBudgetResponse struct {
 
 func (x *SetBudgetResponse) Reset() {
 	*x = SetBudgetResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2623,7 +2726,7 @@ func (x *SetBudgetResponse) String() string {
 func (*SetBudgetResponse) ProtoMessage() {}
 
 func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[40]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2636,7 +2739,7 @@ func (x *SetBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetBudgetResponse.ProtoReflect.Descriptor instead.
 func (*SetBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{40}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetBudgetResponse) GetBudget() *Budget {
@@ -2655,7 +2758,7 @@ type DeleteBudgetRequest struct {
 
 func (x *DeleteBudgetRequest) Reset() {
 	*x = DeleteBudgetRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[41]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2667,7 +2770,7 @@ func (x *DeleteBudgetRequest) String() string {
 func (*DeleteBudgetRequest) ProtoMessage() {}
 
 func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[41]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2680,7 +2783,7 @@ func (x *DeleteBudgetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{41}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *DeleteBudgetRequest) GetBudgetId() string {
@@ -2698,7 +2801,7 @@ type DeleteBudgetResponse struct {
 
 func (x *DeleteBudgetResponse) Reset() {
 	*x = DeleteBudgetResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[42]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2710,7 +2813,7 @@ func (x *DeleteBudgetResponse) String() string {
 func (*DeleteBudgetResponse) ProtoMessage() {}
 
 func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[42]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2723,7 +2826,7 @@ func (x *DeleteBudgetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteBudgetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteBudgetResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{42}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{43}
 }
 
 type ListBudgetsRequest struct {
@@ -2738,7 +2841,7 @@ type ListBudgetsRequest struct {
 
 func (x *ListBudgetsRequest) Reset() {
 	*x = ListBudgetsRequest{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[43]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2750,7 +2853,7 @@ func (x *ListBudgetsRequest) String() string {
 func (*ListBudgetsRequest) ProtoMessage() {}
 
 func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[43]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2763,7 +2866,7 @@ func (x *ListBudgetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsRequest.ProtoReflect.Descriptor instead.
 func (*ListBudgetsRequest) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{43}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListBudgetsRequest) GetScope() *v1.Scope {
@@ -2797,7 +2900,7 @@ type ListBudgetsResponse struct {
 
 func (x *ListBudgetsResponse) Reset() {
 	*x = ListBudgetsResponse{}
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[44]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2809,7 +2912,7 @@ func (x *ListBudgetsResponse) String() string {
 func (*ListBudgetsResponse) ProtoMessage() {}
 
 func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[44]
+	mi := &file_spendledger_budget_v1_budget_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2822,7 +2925,7 @@ func (x *ListBudgetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListBudgetsResponse.ProtoReflect.Descriptor instead.
 func (*ListBudgetsResponse) Descriptor() ([]byte, []int) {
-	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{44}
+	return file_spendledger_budget_v1_budget_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListBudgetsResponse) GetBudgets() []*Budget {
@@ -2843,7 +2946,7 @@ var File_spendledger_budget_v1_budget_proto protoreflect.FileDescriptor
 
 const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\n" +
-	"\"spendledger/budget/v1/budget.proto\x12\x15spendledger.budget.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$spendledger/events/v1/identity.proto\"0\n" +
+	"\"spendledger/budget/v1/budget.proto\x12\x15spendledger.budget.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a$spendledger/events/v1/identity.proto\"0\n" +
 	"\x13AuthenticateRequest\x12\x19\n" +
 	"\bkey_hash\x18\x01 \x01(\tR\akeyHash\"D\n" +
 	"\x14AuthenticateResponse\x12,\n" +
@@ -2858,7 +2961,7 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\x10unpriced_allowed\x18\x06 \x01(\bR\x0funpricedAllowed\x1aA\n" +
 	"\x13PriceOverridesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x9f\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc0\x02\n" +
 	"\fAdmitRequest\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tR\trequestId\x12\x15\n" +
@@ -2872,7 +2975,9 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\x04tags\x18\x06 \x03(\tR\x04tags\x12#\n" +
 	"\rprompt_tokens\x18\a \x01(\x03R\fpromptTokens\x12\x1d\n" +
 	"\n" +
-	"max_tokens\x18\b \x01(\x03R\tmaxTokens\"\x94\x01\n" +
+	"max_tokens\x18\b \x01(\x03R\tmaxTokens\x12\x1f\n" +
+	"\vgrant_parts\x18\t \x01(\rR\n" +
+	"grantParts\"\x94\x01\n" +
 	"\rAdmitResponse\x12>\n" +
 	"\badmitted\x18\x01 \x01(\v2 .spendledger.budget.v1.AdmissionH\x00R\badmitted\x127\n" +
 	"\x06denied\x18\x02 \x01(\v2\x1d.spendledger.budget.v1.DenialH\x00R\x06deniedB\n" +
@@ -2889,7 +2994,7 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\n" +
 	"AdmitError\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\x85\x03\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xbe\x03\n" +
 	"\tAdmission\x12%\n" +
 	"\x0ereservation_id\x18\x01 \x01(\tR\rreservationId\x129\n" +
 	"\n" +
@@ -2898,7 +3003,16 @@ const file_spendledger_budget_v1_budget_proto_rawDesc = "" +
 	"\x16allowed_deployment_ids\x18\x04 \x03(\tR\x14allowedDeploymentIds\x12=\n" +
 	"\abudgets\x18\x05 \x03(\v2#.spendledger.budget.v1.BudgetStatusR\abudgets\x12!\n" +
 	"\fcounter_keys\x18\x06 \x03(\tR\vcounterKeys\x12W\n" +
-	"\x12candidate_counters\x18\a \x03(\v2(.spendledger.budget.v1.CandidateCountersR\x11candidateCounters\"[\n" +
+	"\x12candidate_counters\x18\a \x03(\v2(.spendledger.budget.v1.CandidateCountersR\x11candidateCounters\x127\n" +
+	"\x05grant\x18\b \x01(\v2!.spendledger.budget.v1.LeaseGrantR\x05grant\"\x99\x01\n" +
+	"\n" +
+	"LeaseGrant\x12\x19\n" +
+	"\blease_id\x18\x01 \x01(\tR\aleaseId\x12\x1d\n" +
+	"\n" +
+	"first_part\x18\x02 \x01(\x04R\tfirstPart\x12\x14\n" +
+	"\x05parts\x18\x03 \x01(\rR\x05parts\x12;\n" +
+	"\fhand_out_for\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"handOutFor\"[\n" +
 	"\x11CandidateCounters\x12#\n" +
 	"\rdeployment_id\x18\x01 \x01(\tR\fdeploymentId\x12!\n" +
 	"\fcounter_keys\x18\x02 \x03(\tR\vcounterKeys\"\x9c\x01\n" +
@@ -3091,7 +3205,7 @@ func file_spendledger_budget_v1_budget_proto_rawDescGZIP() []byte {
 }
 
 var file_spendledger_budget_v1_budget_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_spendledger_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_spendledger_budget_v1_budget_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_spendledger_budget_v1_budget_proto_goTypes = []any{
 	(DenialReason)(0),               // 0: spendledger.budget.v1.DenialReason
 	(PrincipalKind)(0),              // 1: spendledger.budget.v1.PrincipalKind
@@ -3105,138 +3219,142 @@ var file_spendledger_budget_v1_budget_proto_goTypes = []any{
 	(*AdmitBatchResult)(nil),        // 9: spendledger.budget.v1.AdmitBatchResult
 	(*AdmitError)(nil),              // 10: spendledger.budget.v1.AdmitError
 	(*Admission)(nil),               // 11: spendledger.budget.v1.Admission
-	(*CandidateCounters)(nil),       // 12: spendledger.budget.v1.CandidateCounters
-	(*Denial)(nil),                  // 13: spendledger.budget.v1.Denial
-	(*BudgetStatus)(nil),            // 14: spendledger.budget.v1.BudgetStatus
-	(*ReleaseRequest)(nil),          // 15: spendledger.budget.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),         // 16: spendledger.budget.v1.ReleaseResponse
-	(*Key)(nil),                     // 17: spendledger.budget.v1.Key
-	(*CreateKeyRequest)(nil),        // 18: spendledger.budget.v1.CreateKeyRequest
-	(*CreateKeyResponse)(nil),       // 19: spendledger.budget.v1.CreateKeyResponse
-	(*GetKeyRequest)(nil),           // 20: spendledger.budget.v1.GetKeyRequest
-	(*GetKeyResponse)(nil),          // 21: spendledger.budget.v1.GetKeyResponse
-	(*UpdateKeyRequest)(nil),        // 22: spendledger.budget.v1.UpdateKeyRequest
-	(*UpdateKeyResponse)(nil),       // 23: spendledger.budget.v1.UpdateKeyResponse
-	(*DeleteKeyRequest)(nil),        // 24: spendledger.budget.v1.DeleteKeyRequest
-	(*DeleteKeyResponse)(nil),       // 25: spendledger.budget.v1.DeleteKeyResponse
-	(*ListKeysRequest)(nil),         // 26: spendledger.budget.v1.ListKeysRequest
-	(*ListKeysResponse)(nil),        // 27: spendledger.budget.v1.ListKeysResponse
-	(*Principal)(nil),               // 28: spendledger.budget.v1.Principal
-	(*CreatePrincipalRequest)(nil),  // 29: spendledger.budget.v1.CreatePrincipalRequest
-	(*CreatePrincipalResponse)(nil), // 30: spendledger.budget.v1.CreatePrincipalResponse
-	(*GetPrincipalRequest)(nil),     // 31: spendledger.budget.v1.GetPrincipalRequest
-	(*GetPrincipalResponse)(nil),    // 32: spendledger.budget.v1.GetPrincipalResponse
-	(*UpdatePrincipalRequest)(nil),  // 33: spendledger.budget.v1.UpdatePrincipalRequest
-	(*UpdatePrincipalResponse)(nil), // 34: spendledger.budget.v1.UpdatePrincipalResponse
-	(*DeletePrincipalRequest)(nil),  // 35: spendledger.budget.v1.DeletePrincipalRequest
-	(*DeletePrincipalResponse)(nil), // 36: spendledger.budget.v1.DeletePrincipalResponse
-	(*ListPrincipalsRequest)(nil),   // 37: spendledger.budget.v1.ListPrincipalsRequest
-	(*ListPrincipalsResponse)(nil),  // 38: spendledger.budget.v1.ListPrincipalsResponse
-	(*BudgetSpec)(nil),              // 39: spendledger.budget.v1.BudgetSpec
-	(*Budget)(nil),                  // 40: spendledger.budget.v1.Budget
-	(*SetBudgetRequest)(nil),        // 41: spendledger.budget.v1.SetBudgetRequest
-	(*SetBudgetResponse)(nil),       // 42: spendledger.budget.v1.SetBudgetResponse
-	(*DeleteBudgetRequest)(nil),     // 43: spendledger.budget.v1.DeleteBudgetRequest
-	(*DeleteBudgetResponse)(nil),    // 44: spendledger.budget.v1.DeleteBudgetResponse
-	(*ListBudgetsRequest)(nil),      // 45: spendledger.budget.v1.ListBudgetsRequest
-	(*ListBudgetsResponse)(nil),     // 46: spendledger.budget.v1.ListBudgetsResponse
-	nil,                             // 47: spendledger.budget.v1.Candidate.PriceOverridesEntry
-	nil,                             // 48: spendledger.budget.v1.Key.MetadataEntry
-	nil,                             // 49: spendledger.budget.v1.Principal.MetadataEntry
-	(*timestamppb.Timestamp)(nil),   // 50: google.protobuf.Timestamp
-	(*v1.Scope)(nil),                // 51: spendledger.events.v1.Scope
+	(*LeaseGrant)(nil),              // 12: spendledger.budget.v1.LeaseGrant
+	(*CandidateCounters)(nil),       // 13: spendledger.budget.v1.CandidateCounters
+	(*Denial)(nil),                  // 14: spendledger.budget.v1.Denial
+	(*BudgetStatus)(nil),            // 15: spendledger.budget.v1.BudgetStatus
+	(*ReleaseRequest)(nil),          // 16: spendledger.budget.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 17: spendledger.budget.v1.ReleaseResponse
+	(*Key)(nil),                     // 18: spendledger.budget.v1.Key
+	(*CreateKeyRequest)(nil),        // 19: spendledger.budget.v1.CreateKeyRequest
+	(*CreateKeyResponse)(nil),       // 20: spendledger.budget.v1.CreateKeyResponse
+	(*GetKeyRequest)(nil),           // 21: spendledger.budget.v1.GetKeyRequest
+	(*GetKeyResponse)(nil),          // 22: spendledger.budget.v1.GetKeyResponse
+	(*UpdateKeyRequest)(nil),        // 23: spendledger.budget.v1.UpdateKeyRequest
+	(*UpdateKeyResponse)(nil),       // 24: spendledger.budget.v1.UpdateKeyResponse
+	(*DeleteKeyRequest)(nil),        // 25: spendledger.budget.v1.DeleteKeyRequest
+	(*DeleteKeyResponse)(nil),       // 26: spendledger.budget.v1.DeleteKeyResponse
+	(*ListKeysRequest)(nil),         // 27: spendledger.budget.v1.ListKeysRequest
+	(*ListKeysResponse)(nil),        // 28: spendledger.budget.v1.ListKeysResponse
+	(*Principal)(nil),               // 29: spendledger.budget.v1.Principal
+	(*CreatePrincipalRequest)(nil),  // 30: spendledger.budget.v1.CreatePrincipalRequest
+	(*CreatePrincipalResponse)(nil), // 31: spendledger.budget.v1.CreatePrincipalResponse
+	(*GetPrincipalRequest)(nil),     // 32: spendledger.budget.v1.GetPrincipalRequest
+	(*GetPrincipalResponse)(nil),    // 33: spendledger.budget.v1.GetPrincipalResponse
+	(*UpdatePrincipalRequest)(nil),  // 34: spendledger.budget.v1.UpdatePrincipalRequest
+	(*UpdatePrincipalResponse)(nil), // 35: spendledger.budget.v1.UpdatePrincipalResponse
+	(*DeletePrincipalRequest)(nil),  // 36: spendledger.budget.v1.DeletePrincipalRequest
+	(*DeletePrincipalResponse)(nil), // 37: spendledger.budget.v1.DeletePrincipalResponse
+	(*ListPrincipalsRequest)(nil),   // 38: spendledger.budget.v1.ListPrincipalsRequest
+	(*ListPrincipalsResponse)(nil),  // 39: spendledger.budget.v1.ListPrincipalsResponse
+	(*BudgetSpec)(nil),              // 40: spendledger.budget.v1.BudgetSpec
+	(*Budget)(nil),                  // 41: spendledger.budget.v1.Budget
+	(*SetBudgetRequest)(nil),        // 42: spendledger.budget.v1.SetBudgetRequest
+	(*SetBudgetResponse)(nil),       // 43: spendledger.budget.v1.SetBudgetResponse
+	(*DeleteBudgetRequest)(nil),     // 44: spendledger.budget.v1.DeleteBudgetRequest
+	(*DeleteBudgetResponse)(nil),    // 45: spendledger.budget.v1.DeleteBudgetResponse
+	(*ListBudgetsRequest)(nil),      // 46: spendledger.budget.v1.ListBudgetsRequest
+	(*ListBudgetsResponse)(nil),     // 47: spendledger.budget.v1.ListBudgetsResponse
+	nil,                             // 48: spendledger.budget.v1.Candidate.PriceOverridesEntry
+	nil,                             // 49: spendledger.budget.v1.Key.MetadataEntry
+	nil,                             // 50: spendledger.budget.v1.Principal.MetadataEntry
+	(*timestamppb.Timestamp)(nil),   // 51: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 52: google.protobuf.Duration
+	(*v1.Scope)(nil),                // 53: spendledger.events.v1.Scope
 }
 var file_spendledger_budget_v1_budget_proto_depIdxs = []int32{
-	17, // 0: spendledger.budget.v1.AuthenticateResponse.key:type_name -> spendledger.budget.v1.Key
-	47, // 1: spendledger.budget.v1.Candidate.price_overrides:type_name -> spendledger.budget.v1.Candidate.PriceOverridesEntry
+	18, // 0: spendledger.budget.v1.AuthenticateResponse.key:type_name -> spendledger.budget.v1.Key
+	48, // 1: spendledger.budget.v1.Candidate.price_overrides:type_name -> spendledger.budget.v1.Candidate.PriceOverridesEntry
 	4,  // 2: spendledger.budget.v1.AdmitRequest.candidates:type_name -> spendledger.budget.v1.Candidate
 	11, // 3: spendledger.budget.v1.AdmitResponse.admitted:type_name -> spendledger.budget.v1.Admission
-	13, // 4: spendledger.budget.v1.AdmitResponse.denied:type_name -> spendledger.budget.v1.Denial
+	14, // 4: spendledger.budget.v1.AdmitResponse.denied:type_name -> spendledger.budget.v1.Denial
 	5,  // 5: spendledger.budget.v1.AdmitBatchRequest.requests:type_name -> spendledger.budget.v1.AdmitRequest
 	9,  // 6: spendledger.budget.v1.AdmitBatchResponse.results:type_name -> spendledger.budget.v1.AdmitBatchResult
 	6,  // 7: spendledger.budget.v1.AdmitBatchResult.response:type_name -> spendledger.budget.v1.AdmitResponse
 	10, // 8: spendledger.budget.v1.AdmitBatchResult.error:type_name -> spendledger.budget.v1.AdmitError
-	50, // 9: spendledger.budget.v1.Admission.expires_at:type_name -> google.protobuf.Timestamp
-	14, // 10: spendledger.budget.v1.Admission.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	12, // 11: spendledger.budget.v1.Admission.candidate_counters:type_name -> spendledger.budget.v1.CandidateCounters
-	14, // 12: spendledger.budget.v1.Denial.budget:type_name -> spendledger.budget.v1.BudgetStatus
-	0,  // 13: spendledger.budget.v1.Denial.reason:type_name -> spendledger.budget.v1.DenialReason
-	51, // 14: spendledger.budget.v1.BudgetStatus.scope:type_name -> spendledger.events.v1.Scope
-	50, // 15: spendledger.budget.v1.BudgetStatus.window_start:type_name -> google.protobuf.Timestamp
-	50, // 16: spendledger.budget.v1.BudgetStatus.resets_at:type_name -> google.protobuf.Timestamp
-	48, // 17: spendledger.budget.v1.Key.metadata:type_name -> spendledger.budget.v1.Key.MetadataEntry
-	50, // 18: spendledger.budget.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
-	50, // 19: spendledger.budget.v1.Key.created_at:type_name -> google.protobuf.Timestamp
-	17, // 20: spendledger.budget.v1.CreateKeyRequest.key:type_name -> spendledger.budget.v1.Key
-	39, // 21: spendledger.budget.v1.CreateKeyRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
-	17, // 22: spendledger.budget.v1.CreateKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	17, // 23: spendledger.budget.v1.GetKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	14, // 24: spendledger.budget.v1.GetKeyResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	17, // 25: spendledger.budget.v1.UpdateKeyRequest.key:type_name -> spendledger.budget.v1.Key
-	17, // 26: spendledger.budget.v1.UpdateKeyResponse.key:type_name -> spendledger.budget.v1.Key
-	17, // 27: spendledger.budget.v1.ListKeysResponse.keys:type_name -> spendledger.budget.v1.Key
-	1,  // 28: spendledger.budget.v1.Principal.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	49, // 29: spendledger.budget.v1.Principal.metadata:type_name -> spendledger.budget.v1.Principal.MetadataEntry
-	50, // 30: spendledger.budget.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
-	28, // 31: spendledger.budget.v1.CreatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
-	39, // 32: spendledger.budget.v1.CreatePrincipalRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
-	28, // 33: spendledger.budget.v1.CreatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	1,  // 34: spendledger.budget.v1.GetPrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	28, // 35: spendledger.budget.v1.GetPrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	14, // 36: spendledger.budget.v1.GetPrincipalResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
-	28, // 37: spendledger.budget.v1.UpdatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
-	28, // 38: spendledger.budget.v1.UpdatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
-	1,  // 39: spendledger.budget.v1.DeletePrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	1,  // 40: spendledger.budget.v1.ListPrincipalsRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
-	28, // 41: spendledger.budget.v1.ListPrincipalsResponse.principals:type_name -> spendledger.budget.v1.Principal
-	51, // 42: spendledger.budget.v1.BudgetSpec.scope:type_name -> spendledger.events.v1.Scope
-	39, // 43: spendledger.budget.v1.Budget.spec:type_name -> spendledger.budget.v1.BudgetSpec
-	50, // 44: spendledger.budget.v1.Budget.anchor:type_name -> google.protobuf.Timestamp
-	50, // 45: spendledger.budget.v1.Budget.created_at:type_name -> google.protobuf.Timestamp
-	50, // 46: spendledger.budget.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
-	39, // 47: spendledger.budget.v1.SetBudgetRequest.spec:type_name -> spendledger.budget.v1.BudgetSpec
-	40, // 48: spendledger.budget.v1.SetBudgetResponse.budget:type_name -> spendledger.budget.v1.Budget
-	51, // 49: spendledger.budget.v1.ListBudgetsRequest.scope:type_name -> spendledger.events.v1.Scope
-	40, // 50: spendledger.budget.v1.ListBudgetsResponse.budgets:type_name -> spendledger.budget.v1.Budget
-	2,  // 51: spendledger.budget.v1.BudgetService.Authenticate:input_type -> spendledger.budget.v1.AuthenticateRequest
-	5,  // 52: spendledger.budget.v1.BudgetService.Admit:input_type -> spendledger.budget.v1.AdmitRequest
-	7,  // 53: spendledger.budget.v1.BudgetService.AdmitBatch:input_type -> spendledger.budget.v1.AdmitBatchRequest
-	15, // 54: spendledger.budget.v1.BudgetService.Release:input_type -> spendledger.budget.v1.ReleaseRequest
-	18, // 55: spendledger.budget.v1.BudgetService.CreateKey:input_type -> spendledger.budget.v1.CreateKeyRequest
-	20, // 56: spendledger.budget.v1.BudgetService.GetKey:input_type -> spendledger.budget.v1.GetKeyRequest
-	22, // 57: spendledger.budget.v1.BudgetService.UpdateKey:input_type -> spendledger.budget.v1.UpdateKeyRequest
-	24, // 58: spendledger.budget.v1.BudgetService.DeleteKey:input_type -> spendledger.budget.v1.DeleteKeyRequest
-	26, // 59: spendledger.budget.v1.BudgetService.ListKeys:input_type -> spendledger.budget.v1.ListKeysRequest
-	29, // 60: spendledger.budget.v1.BudgetService.CreatePrincipal:input_type -> spendledger.budget.v1.CreatePrincipalRequest
-	31, // 61: spendledger.budget.v1.BudgetService.GetPrincipal:input_type -> spendledger.budget.v1.GetPrincipalRequest
-	33, // 62: spendledger.budget.v1.BudgetService.UpdatePrincipal:input_type -> spendledger.budget.v1.UpdatePrincipalRequest
-	35, // 63: spendledger.budget.v1.BudgetService.DeletePrincipal:input_type -> spendledger.budget.v1.DeletePrincipalRequest
-	37, // 64: spendledger.budget.v1.BudgetService.ListPrincipals:input_type -> spendledger.budget.v1.ListPrincipalsRequest
-	41, // 65: spendledger.budget.v1.BudgetService.SetBudget:input_type -> spendledger.budget.v1.SetBudgetRequest
-	43, // 66: spendledger.budget.v1.BudgetService.DeleteBudget:input_type -> spendledger.budget.v1.DeleteBudgetRequest
-	45, // 67: spendledger.budget.v1.BudgetService.ListBudgets:input_type -> spendledger.budget.v1.ListBudgetsRequest
-	3,  // 68: spendledger.budget.v1.BudgetService.Authenticate:output_type -> spendledger.budget.v1.AuthenticateResponse
-	6,  // 69: spendledger.budget.v1.BudgetService.Admit:output_type -> spendledger.budget.v1.AdmitResponse
-	8,  // 70: spendledger.budget.v1.BudgetService.AdmitBatch:output_type -> spendledger.budget.v1.AdmitBatchResponse
-	16, // 71: spendledger.budget.v1.BudgetService.Release:output_type -> spendledger.budget.v1.ReleaseResponse
-	19, // 72: spendledger.budget.v1.BudgetService.CreateKey:output_type -> spendledger.budget.v1.CreateKeyResponse
-	21, // 73: spendledger.budget.v1.BudgetService.GetKey:output_type -> spendledger.budget.v1.GetKeyResponse
-	23, // 74: spendledger.budget.v1.BudgetService.UpdateKey:output_type -> spendledger.budget.v1.UpdateKeyResponse
-	25, // 75: spendledger.budget.v1.BudgetService.DeleteKey:output_type -> spendledger.budget.v1.DeleteKeyResponse
-	27, // 76: spendledger.budget.v1.BudgetService.ListKeys:output_type -> spendledger.budget.v1.ListKeysResponse
-	30, // 77: spendledger.budget.v1.BudgetService.CreatePrincipal:output_type -> spendledger.budget.v1.CreatePrincipalResponse
-	32, // 78: spendledger.budget.v1.BudgetService.GetPrincipal:output_type -> spendledger.budget.v1.GetPrincipalResponse
-	34, // 79: spendledger.budget.v1.BudgetService.UpdatePrincipal:output_type -> spendledger.budget.v1.UpdatePrincipalResponse
-	36, // 80: spendledger.budget.v1.BudgetService.DeletePrincipal:output_type -> spendledger.budget.v1.DeletePrincipalResponse
-	38, // 81: spendledger.budget.v1.BudgetService.ListPrincipals:output_type -> spendledger.budget.v1.ListPrincipalsResponse
-	42, // 82: spendledger.budget.v1.BudgetService.SetBudget:output_type -> spendledger.budget.v1.SetBudgetResponse
-	44, // 83: spendledger.budget.v1.BudgetService.DeleteBudget:output_type -> spendledger.budget.v1.DeleteBudgetResponse
-	46, // 84: spendledger.budget.v1.BudgetService.ListBudgets:output_type -> spendledger.budget.v1.ListBudgetsResponse
-	68, // [68:85] is the sub-list for method output_type
-	51, // [51:68] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	51, // 9: spendledger.budget.v1.Admission.expires_at:type_name -> google.protobuf.Timestamp
+	15, // 10: spendledger.budget.v1.Admission.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	13, // 11: spendledger.budget.v1.Admission.candidate_counters:type_name -> spendledger.budget.v1.CandidateCounters
+	12, // 12: spendledger.budget.v1.Admission.grant:type_name -> spendledger.budget.v1.LeaseGrant
+	52, // 13: spendledger.budget.v1.LeaseGrant.hand_out_for:type_name -> google.protobuf.Duration
+	15, // 14: spendledger.budget.v1.Denial.budget:type_name -> spendledger.budget.v1.BudgetStatus
+	0,  // 15: spendledger.budget.v1.Denial.reason:type_name -> spendledger.budget.v1.DenialReason
+	53, // 16: spendledger.budget.v1.BudgetStatus.scope:type_name -> spendledger.events.v1.Scope
+	51, // 17: spendledger.budget.v1.BudgetStatus.window_start:type_name -> google.protobuf.Timestamp
+	51, // 18: spendledger.budget.v1.BudgetStatus.resets_at:type_name -> google.protobuf.Timestamp
+	49, // 19: spendledger.budget.v1.Key.metadata:type_name -> spendledger.budget.v1.Key.MetadataEntry
+	51, // 20: spendledger.budget.v1.Key.expires_at:type_name -> google.protobuf.Timestamp
+	51, // 21: spendledger.budget.v1.Key.created_at:type_name -> google.protobuf.Timestamp
+	18, // 22: spendledger.budget.v1.CreateKeyRequest.key:type_name -> spendledger.budget.v1.Key
+	40, // 23: spendledger.budget.v1.CreateKeyRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
+	18, // 24: spendledger.budget.v1.CreateKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	18, // 25: spendledger.budget.v1.GetKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	15, // 26: spendledger.budget.v1.GetKeyResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	18, // 27: spendledger.budget.v1.UpdateKeyRequest.key:type_name -> spendledger.budget.v1.Key
+	18, // 28: spendledger.budget.v1.UpdateKeyResponse.key:type_name -> spendledger.budget.v1.Key
+	18, // 29: spendledger.budget.v1.ListKeysResponse.keys:type_name -> spendledger.budget.v1.Key
+	1,  // 30: spendledger.budget.v1.Principal.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	50, // 31: spendledger.budget.v1.Principal.metadata:type_name -> spendledger.budget.v1.Principal.MetadataEntry
+	51, // 32: spendledger.budget.v1.Principal.created_at:type_name -> google.protobuf.Timestamp
+	29, // 33: spendledger.budget.v1.CreatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
+	40, // 34: spendledger.budget.v1.CreatePrincipalRequest.budgets:type_name -> spendledger.budget.v1.BudgetSpec
+	29, // 35: spendledger.budget.v1.CreatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	1,  // 36: spendledger.budget.v1.GetPrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	29, // 37: spendledger.budget.v1.GetPrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	15, // 38: spendledger.budget.v1.GetPrincipalResponse.budgets:type_name -> spendledger.budget.v1.BudgetStatus
+	29, // 39: spendledger.budget.v1.UpdatePrincipalRequest.principal:type_name -> spendledger.budget.v1.Principal
+	29, // 40: spendledger.budget.v1.UpdatePrincipalResponse.principal:type_name -> spendledger.budget.v1.Principal
+	1,  // 41: spendledger.budget.v1.DeletePrincipalRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	1,  // 42: spendledger.budget.v1.ListPrincipalsRequest.kind:type_name -> spendledger.budget.v1.PrincipalKind
+	29, // 43: spendledger.budget.v1.ListPrincipalsResponse.principals:type_name -> spendledger.budget.v1.Principal
+	53, // 44: spendledger.budget.v1.BudgetSpec.scope:type_name -> spendledger.events.v1.Scope
+	40, // 45: spendledger.budget.v1.Budget.spec:type_name -> spendledger.budget.v1.BudgetSpec
+	51, // 46: spendledger.budget.v1.Budget.anchor:type_name -> google.protobuf.Timestamp
+	51, // 47: spendledger.budget.v1.Budget.created_at:type_name -> google.protobuf.Timestamp
+	51, // 48: spendledger.budget.v1.Budget.updated_at:type_name -> google.protobuf.Timestamp
+	40, // 49: spendledger.budget.v1.SetBudgetRequest.spec:type_name -> spendledger.budget.v1.BudgetSpec
+	41, // 50: spendledger.budget.v1.SetBudgetResponse.budget:type_name -> spendledger.budget.v1.Budget
+	53, // 51: spendledger.budget.v1.ListBudgetsRequest.scope:type_name -> spendledger.events.v1.Scope
+	41, // 52: spendledger.budget.v1.ListBudgetsResponse.budgets:type_name -> spendledger.budget.v1.Budget
+	2,  // 53: spendledger.budget.v1.BudgetService.Authenticate:input_type -> spendledger.budget.v1.AuthenticateRequest
+	5,  // 54: spendledger.budget.v1.BudgetService.Admit:input_type -> spendledger.budget.v1.AdmitRequest
+	7,  // 55: spendledger.budget.v1.BudgetService.AdmitBatch:input_type -> spendledger.budget.v1.AdmitBatchRequest
+	16, // 56: spendledger.budget.v1.BudgetService.Release:input_type -> spendledger.budget.v1.ReleaseRequest
+	19, // 57: spendledger.budget.v1.BudgetService.CreateKey:input_type -> spendledger.budget.v1.CreateKeyRequest
+	21, // 58: spendledger.budget.v1.BudgetService.GetKey:input_type -> spendledger.budget.v1.GetKeyRequest
+	23, // 59: spendledger.budget.v1.BudgetService.UpdateKey:input_type -> spendledger.budget.v1.UpdateKeyRequest
+	25, // 60: spendledger.budget.v1.BudgetService.DeleteKey:input_type -> spendledger.budget.v1.DeleteKeyRequest
+	27, // 61: spendledger.budget.v1.BudgetService.ListKeys:input_type -> spendledger.budget.v1.ListKeysRequest
+	30, // 62: spendledger.budget.v1.BudgetService.CreatePrincipal:input_type -> spendledger.budget.v1.CreatePrincipalRequest
+	32, // 63: spendledger.budget.v1.BudgetService.GetPrincipal:input_type -> spendledger.budget.v1.GetPrincipalRequest
+	34, // 64: spendledger.budget.v1.BudgetService.UpdatePrincipal:input_type -> spendledger.budget.v1.UpdatePrincipalRequest
+	36, // 65: spendledger.budget.v1.BudgetService.DeletePrincipal:input_type -> spendledger.budget.v1.DeletePrincipalRequest
+	38, // 66: spendledger.budget.v1.BudgetService.ListPrincipals:input_type -> spendledger.budget.v1.ListPrincipalsRequest
+	42, // 67: spendledger.budget.v1.BudgetService.SetBudget:input_type -> spendledger.budget.v1.SetBudgetRequest
+	44, // 68: spendledger.budget.v1.BudgetService.DeleteBudget:input_type -> spendledger.budget.v1.DeleteBudgetRequest
+	46, // 69: spendledger.budget.v1.BudgetService.ListBudgets:input_type -> spendledger.budget.v1.ListBudgetsRequest
+	3,  // 70: spendledger.budget.v1.BudgetService.Authenticate:output_type -> spendledger.budget.v1.AuthenticateResponse
+	6,  // 71: spendledger.budget.v1.BudgetService.Admit:output_type -> spendledger.budget.v1.AdmitResponse
+	8,  // 72: spendledger.budget.v1.BudgetService.AdmitBatch:output_type -> spendledger.budget.v1.AdmitBatchResponse
+	17, // 73: spendledger.budget.v1.BudgetService.Release:output_type -> spendledger.budget.v1.ReleaseResponse
+	20, // 74: spendledger.budget.v1.BudgetService.CreateKey:output_type -> spendledger.budget.v1.CreateKeyResponse
+	22, // 75: spendledger.budget.v1.BudgetService.GetKey:output_type -> spendledger.budget.v1.GetKeyResponse
+	24, // 76: spendledger.budget.v1.BudgetService.UpdateKey:output_type -> spendledger.budget.v1.UpdateKeyResponse
+	26, // 77: spendledger.budget.v1.BudgetService.DeleteKey:output_type -> spendledger.budget.v1.DeleteKeyResponse
+	28, // 78: spendledger.budget.v1.BudgetService.ListKeys:output_type -> spendledger.budget.v1.ListKeysResponse
+	31, // 79: spendledger.budget.v1.BudgetService.CreatePrincipal:output_type -> spendledger.budget.v1.CreatePrincipalResponse
+	33, // 80: spendledger.budget.v1.BudgetService.GetPrincipal:output_type -> spendledger.budget.v1.GetPrincipalResponse
+	35, // 81: spendledger.budget.v1.BudgetService.UpdatePrincipal:output_type -> spendledger.budget.v1.UpdatePrincipalResponse
+	37, // 82: spendledger.budget.v1.BudgetService.DeletePrincipal:output_type -> spendledger.budget.v1.DeletePrincipalResponse
+	39, // 83: spendledger.budget.v1.BudgetService.ListPrincipals:output_type -> spendledger.budget.v1.ListPrincipalsResponse
+	43, // 84: spendledger.budget.v1.BudgetService.SetBudget:output_type -> spendledger.budget.v1.SetBudgetResponse
+	45, // 85: spendledger.budget.v1.BudgetService.DeleteBudget:output_type -> spendledger.budget.v1.DeleteBudgetResponse
+	47, // 86: spendledger.budget.v1.BudgetService.ListBudgets:output_type -> spendledger.budget.v1.ListBudgetsResponse
+	70, // [70:87] is the sub-list for method output_type
+	53, // [53:70] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_spendledger_budget_v1_budget_proto_init() }
@@ -3258,7 +3376,7 @@ func file_spendledger_budget_v1_budget_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_spendledger_budget_v1_budget_proto_rawDesc), len(file_spendledger_budget_v1_budget_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   48,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
@@ -137,7 +138,7 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 	}
 
 	if len(reqCounters) > 0 {
-		d, err := a.check(ctx, m.GetRequestId(), amount, reqCounters)
+		d, err := a.check(ctx, m.GetRequestId(), amount, reqCounters, m.GetGrantParts())
 		if err != nil {
 			return a.redisDown(ctx, m, reqCounters, allowed, err)
 		}
@@ -155,6 +156,9 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 			adm.ReservationId = d.reservation
 			adm.ExpiresAt = timestamppb.New(d.expires)
 		}
+		if g := d.grant; g.parts > 0 {
+			adm.Grant = &budgetv1.LeaseGrant{LeaseId: g.lease, FirstPart: g.first, Parts: uint32(g.parts), HandOutFor: durationpb.New(g.handOutFor)}
+		}
 		for i, c := range reqCounters {
 			adm.Budgets = append(adm.Budgets, status(c, d.states[i]))
 		}
@@ -166,7 +170,7 @@ func (a *Admitter) Admit(ctx context.Context, req *connect.Request[budgetv1.Admi
 
 // check reserves amount on every counter, or (for a free request, which
 // reserves nothing) only checks them.
-func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []counter) (decision, error) {
+func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []counter, want uint32) (decision, error) {
 	keys := make([]string, len(cs))
 	for i, c := range cs {
 		keys[i] = c.key
@@ -189,7 +193,7 @@ func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []coun
 		for i, c := range cs {
 			limits[i] = int64(c.budget.Limit)
 		}
-		d, err := a.leases.admit(ctx, id, amount, keys, limits, a.cfg.Now())
+		d, err := a.leases.admit(ctx, id, amount, keys, limits, a.cfg.Now(), uint64(want))
 		if err != nil {
 			return decision{}, err
 		}

@@ -110,6 +110,15 @@ type decision struct {
 	reservation string
 	expires     time.Time
 	states      []redisstore.State
+	grant       grant // parts for the caller to hand out; none when grant.parts is 0
+}
+
+// grant is a block of a lease's parts given to the caller (LeaseGrant).
+type grant struct {
+	lease      string
+	first      uint64
+	parts      uint64
+	handOutFor time.Duration
 }
 
 func newLeases(cfg LeaseConfig, ttl time.Duration, log *slog.Logger, opened prometheus.Counter,
@@ -127,8 +136,9 @@ func newLeases(cfg LeaseConfig, ttl time.Duration, log *slog.Logger, opened prom
 }
 
 // admit admits request id for amount on counters keys (limits parallel),
-// from the counter set's open lease or a new one.
-func (l *leases) admit(ctx context.Context, id string, amount int64, keys []string, limits []int64, now time.Time) (decision, error) {
+// from the counter set's open lease or a new one; with want > 1, it also
+// grants the caller up to want-1 more parts of the lease, if it has them.
+func (l *leases) admit(ctx context.Context, id string, amount int64, keys []string, limits []int64, now time.Time, want uint64) (decision, error) {
 	sk := strings.Join(keys, "\x00")
 	for {
 		l.mu.Lock()
@@ -138,7 +148,7 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 			l.shapes[sk] = sh
 		}
 		sh.used = now
-		if g, ok := sh.take(id, amount, now, l.cfg.MaxAge); ok {
+		if g, ok := sh.take(id, amount, now, l.cfg.MaxAge, want); ok {
 			l.mu.Unlock()
 			return g, nil
 		}
@@ -180,15 +190,16 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 			l.mu.Unlock()
 			return decision{}, err
 		}
-		g, _ := sh.take(id, amount, now, l.cfg.MaxAge)
+		g, _ := sh.take(id, amount, now, l.cfg.MaxAge, want)
 		l.mu.Unlock()
 		return g, nil
 	}
 }
 
-// take hands out a part of the open lease, or the part a retried request
-// id already has. l.mu is held.
-func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Duration) (decision, bool) {
+// take hands out a part of the open lease (and a grant of up to want-1 more
+// that fit), or the part a retried request id already has (no grant: the
+// first answer had it). l.mu is held.
+func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Duration, want uint64) (decision, bool) {
 	for _, le := range []*lease{sh.cur, sh.prev} {
 		if le == nil {
 			continue
@@ -205,7 +216,13 @@ func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Durati
 	le.used += amount
 	p := part{id: redisstore.LeasePart(le.id, le.n, amount), amount: amount}
 	le.parts[id] = p
-	return le.grant(p.id), true
+	d := le.grant(p.id)
+	if more := min(want-1, uint64((le.size-le.used)/amount)); want > 1 && more > 0 {
+		d.grant = grant{lease: le.id, first: le.n + 1, parts: more, handOutFor: maxAge - now.Sub(le.opened)}
+		le.n += more
+		le.used += int64(more) * amount
+	}
+	return d, true
 }
 
 // grant reports an admission: the counters as the lease's reservation left

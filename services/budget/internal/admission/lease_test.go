@@ -79,7 +79,7 @@ func TestLeasesHandOutNoMoreThanReserved(t *testing.T) {
 	for g := range 16 {
 		wg.Go(func() {
 			for i := range 100 {
-				d, err := l.admit(context.Background(), fmt.Sprintf("r%d-%d", g, i), amount, keys, limits, time.Now())
+				d, err := l.admit(context.Background(), fmt.Sprintf("r%d-%d", g, i), amount, keys, limits, time.Now(), 1)
 				if err != nil || !d.admitted {
 					t.Errorf("admit: %+v %v", d, err)
 					return
@@ -94,7 +94,7 @@ func TestLeasesHandOutNoMoreThanReserved(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	again, err := l.admit(context.Background(), "r3-99", amount, keys, limits, time.Now())
+	again, err := l.admit(context.Background(), "r3-99", amount, keys, limits, time.Now(), 1)
 	if err != nil || !parts[again.reservation] {
 		t.Fatalf("retried request id: %+v %v; want its part again", again, err)
 	}
@@ -122,7 +122,7 @@ func TestLeasesFillTheLimitExactly(t *testing.T) {
 	keys, limits := []string{"k"}, []int64{limit}
 	n := 0
 	for i := range 200 {
-		d, err := l.admit(context.Background(), fmt.Sprint(i), amount, keys, limits, time.Now())
+		d, err := l.admit(context.Background(), fmt.Sprint(i), amount, keys, limits, time.Now(), 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 
 	"connectrpc.com/connect"
@@ -97,8 +98,9 @@ func Classify(op string, err error) *Error {
 
 // Client is the Connect implementation of Service.
 type Client struct {
-	c     budgetv1connect.BudgetServiceClient
-	admit *budgetclient.Coalescer
+	c      budgetv1connect.BudgetServiceClient
+	admit  *budgetclient.Coalescer
+	grants *grants
 }
 
 // NewClient returns a client of the budget service at baseURL over httpClient
@@ -112,7 +114,9 @@ func NewClient(httpClient *http.Client, baseURL string) *Client {
 }
 
 func clientOf(c budgetv1connect.BudgetServiceClient) *Client {
-	return &Client{c: c, admit: budgetclient.New(c, budgetclient.Options{})}
+	cl := &Client{c: c, admit: budgetclient.New(c, budgetclient.Options{})}
+	cl.grants = newGrants(cl.Release, slog.Default())
+	return cl
 }
 
 // Authenticate implements Service.
@@ -127,11 +131,21 @@ func (c *Client) Authenticate(ctx context.Context, keyHash string) (*budgetv1.Ke
 	return resp.Msg.GetKey(), nil
 }
 
-// Admit implements Service.
+// Admit implements Service. A request like one the budget service granted
+// parts for is admitted here, from the grant (grants.go); any other goes to
+// the service, asking for a grant for the requests like it that follow.
 func (c *Client) Admit(ctx context.Context, req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, error) {
+	local, kind := c.grants.take(req)
+	if local != nil {
+		return local, nil
+	}
+	prompt, maxTokens := req.GetPromptTokens(), req.GetMaxTokens()
 	resp, err := c.admit.Admit(ctx, req)
 	if err != nil {
 		return nil, Classify("admit", err)
+	}
+	if resp.GetAdmitted().GetGrant() != nil {
+		c.grants.keep(kind, prompt, maxTokens, resp)
 	}
 	return resp, nil
 }

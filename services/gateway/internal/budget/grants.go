@@ -1,0 +1,183 @@
+package budget
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
+	"github.com/spendledger/spendledger/ledger/redisstore"
+)
+
+// grants lets the gateway admit requests itself, from blocks of lease parts
+// the budget service granted it (LeaseGrant, ADR 2 "Leases"): a request with
+// the same key, model group, end user, tags and candidates as the one that
+// got the grant, and no more prompt tokens or max_tokens, has an estimate no
+// larger, so a part reserving the granting request's estimate covers it.
+// Such a request costs no call at all; the budget service sees it when its
+// usage is settled or its part released.
+//
+// What it cannot see, it does not decide: anything unlike the granting
+// request goes to the budget service, and a grant is handed out only for
+// the time the service allowed (its lease's max age), so a budget change or a
+// block reaches the gateway's admissions within that time.
+type grants struct {
+	// release returns what a grant did not hand out.
+	release func(ctx context.Context, id string, counterKeys []string) error
+	log     *slog.Logger
+	now     func() time.Time
+	// maxParts bounds what one request asks for.
+	maxParts uint32
+
+	mu     sync.Mutex
+	shapes map[string]*grantShape
+}
+
+// grantShape is one kind of request: everything of an AdmitRequest but its
+// id and token counts.
+type grantShape struct {
+	cur *grantBlock
+	// asked is how many parts the next request of this kind asks for:
+	// twice what the last block handed out, so blocks follow demand.
+	asked uint32
+}
+
+type grantBlock struct {
+	adm    *budgetv1.Admission // the granting request's, without its grant
+	lease  string
+	first  uint64
+	prompt int64
+	max    int64
+	next   uint64 // next part number
+	end    uint64 // one past the last
+	until  time.Time
+	closed bool
+}
+
+const (
+	defaultGrantParts = 256
+	// grantTimeout bounds releasing a grant's rest.
+	grantTimeout = 5 * time.Second
+)
+
+func newGrants(release func(context.Context, string, []string) error, log *slog.Logger) *grants {
+	return &grants{release: release, log: log, now: time.Now, maxParts: defaultGrantParts, shapes: map[string]*grantShape{}}
+}
+
+// shapeOf is req's kind: its deterministic encoding without the id and the
+// token counts.
+func shapeOf(req *budgetv1.AdmitRequest) string {
+	id, prompt, max, parts := req.RequestId, req.PromptTokens, req.MaxTokens, req.GrantParts
+	req.RequestId, req.PromptTokens, req.MaxTokens, req.GrantParts = "", 0, 0, 0
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(req) // an AdmitRequest always marshals
+	req.RequestId, req.PromptTokens, req.MaxTokens, req.GrantParts = id, prompt, max, parts
+	return string(b)
+}
+
+// covers reports whether a request with these token counts has an estimate
+// no larger than the granting one's. max_tokens 0 means the configured cap,
+// which only equals itself.
+func (b *grantBlock) covers(prompt, max int64) bool {
+	if prompt > b.prompt {
+		return false
+	}
+	if max == 0 || b.max == 0 {
+		return max == b.max
+	}
+	return max <= b.max
+}
+
+// take admits req from a block of its kind, if one covers it; otherwise it
+// sets req.GrantParts to what to ask the service for and returns the kind.
+func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, string) {
+	key := shapeOf(req)
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	sh := g.shapes[key]
+	if sh == nil {
+		sh = &grantShape{asked: 1}
+		g.shapes[key] = sh
+	}
+	b := sh.cur
+	usable := b != nil && !b.closed && b.next < b.end && now.Before(b.until)
+	if usable && b.covers(req.GetPromptTokens(), req.GetMaxTokens()) {
+		adm := proto.CloneOf(b.adm)
+		adm.ReservationId = redisstore.LeasePart(b.lease, b.next, adm.GetReservedNanos())
+		b.next++
+		return &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}, key
+	}
+	req.GrantParts = sh.asked
+	if usable {
+		// A request the block does not cover asks for no block of its own:
+		// replacing a block still in use would only release and re-reserve.
+		req.GrantParts = 1
+	}
+	return nil, key
+}
+
+// keep records the grant in resp (for a request of kind key with these
+// token counts), replacing the kind's block; the old block's rest is
+// released.
+func (g *grants) keep(key string, prompt, max int64, resp *budgetv1.AdmitResponse) {
+	adm := resp.GetAdmitted()
+	gr := adm.GetGrant()
+	g.mu.Lock()
+	sh := g.shapes[key]
+	if sh == nil {
+		g.mu.Unlock()
+		return
+	}
+	var old *grantBlock
+	if gr.GetParts() > 0 {
+		old = sh.cur
+		kept := proto.CloneOf(adm)
+		kept.Grant = nil
+		b := &grantBlock{adm: kept, lease: gr.GetLeaseId(), first: gr.GetFirstPart(), prompt: prompt, max: max,
+			next: gr.GetFirstPart(), end: gr.GetFirstPart() + uint64(gr.GetParts()),
+			until: g.now().Add(gr.GetHandOutFor().AsDuration())}
+		sh.cur = b
+		time.AfterFunc(gr.GetHandOutFor().AsDuration(), func() { g.close(key, b) })
+	}
+	g.mu.Unlock()
+	if old != nil {
+		g.close(key, old)
+	}
+}
+
+// close ends a block and releases the parts it did not hand out, in one
+// release of a part id carrying their sum; the kind's next request asks for
+// twice what this block handed out.
+func (g *grants) close(key string, b *grantBlock) {
+	g.mu.Lock()
+	if b.closed {
+		g.mu.Unlock()
+		return
+	}
+	b.closed = true
+	used := b.next - b.first
+	if sh := g.shapes[key]; sh != nil {
+		sh.asked = uint32(min(max(2*(used+1), 1), uint64(g.maxParts)))
+		if sh.cur == b {
+			sh.cur = nil
+			if used == 0 {
+				delete(g.shapes, key) // idle: forget the kind
+			}
+		}
+	}
+	unused := b.end - b.next
+	first := b.next
+	g.mu.Unlock()
+	if unused == 0 {
+		return
+	}
+	id := redisstore.LeasePart(b.lease, first, int64(unused)*b.adm.GetReservedNanos())
+	ctx, cancel := context.WithTimeout(context.Background(), grantTimeout)
+	defer cancel()
+	if err := g.release(ctx, id, b.adm.GetCounterKeys()); err != nil {
+		g.log.Warn("releasing the unused rest of a grant failed; it expires with its lease", "reservation_id", id, "err", err)
+	}
+}

@@ -1,0 +1,154 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
+	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
+	"github.com/spendledger/spendledger/ledger/redisstore"
+)
+
+// grantingService admits every request with an estimate of 10 nanos per
+// prompt token, granting what it is asked for from a lease of its own, and
+// records releases.
+type grantingService struct {
+	budgetv1connect.UnimplementedBudgetServiceHandler
+	handOutFor time.Duration
+
+	mu       sync.Mutex
+	admits   int
+	asked    []uint32
+	leases   int
+	released map[string]bool
+}
+
+func (s *grantingService) AdmitBatch(_ context.Context, r *connect.Request[budgetv1.AdmitBatchRequest]) (*connect.Response[budgetv1.AdmitBatchResponse], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := &budgetv1.AdmitBatchResponse{}
+	for _, req := range r.Msg.Requests {
+		s.admits++
+		s.asked = append(s.asked, req.GrantParts)
+		s.leases++
+		lease := redisstore.LeaseID(fmt.Sprint(s.leases))
+		est := 10 * req.PromptTokens
+		adm := &budgetv1.Admission{ReservationId: redisstore.LeasePart(lease, 1, est), ReservedNanos: est, CounterKeys: []string{"c1"}}
+		if req.GrantParts > 1 {
+			adm.Grant = &budgetv1.LeaseGrant{LeaseId: lease, FirstPart: 2, Parts: req.GrantParts - 1, HandOutFor: durationpb.New(s.handOutFor)}
+		}
+		out.Results = append(out.Results, &budgetv1.AdmitBatchResult{Outcome: &budgetv1.AdmitBatchResult_Response{
+			Response: &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}}})
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (s *grantingService) Release(_ context.Context, r *connect.Request[budgetv1.ReleaseRequest]) (*connect.Response[budgetv1.ReleaseResponse], error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released[r.Msg.ReservationId] = true
+	return connect.NewResponse(&budgetv1.ReleaseResponse{Released: true}), nil
+}
+
+func (s *grantingService) stats() (admits int, asked []uint32, released map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := map[string]bool{}
+	for k := range s.released {
+		r[k] = true
+	}
+	return s.admits, append([]uint32(nil), s.asked...), r
+}
+
+// Requests like a granted one are admitted from the grant, each with a part
+// id of its own reserving the granting estimate; unlike ones (another key,
+// a larger prompt, max_tokens unset) go to the service; asks follow demand;
+// what a grant did not hand out is released in one part when it ends.
+func TestGrantsAdmitLikeRequestsLocally(t *testing.T) {
+	svc := &grantingService{handOutFor: time.Second, released: map[string]bool{}}
+	c := startBudget(t, svc)
+	req := func(id, key string, prompt, maxTokens int64) *budgetv1.AdmitRequest {
+		return &budgetv1.AdmitRequest{RequestId: id, KeyId: key, ModelGroup: "g", PromptTokens: prompt, MaxTokens: maxTokens,
+			Candidates: []*budgetv1.Candidate{{DeploymentId: "d", Provider: "p", BackendModel: "m"}}}
+	}
+	admit := func(r *budgetv1.AdmitRequest) *budgetv1.Admission {
+		t.Helper()
+		resp, err := c.Admit(context.Background(), r)
+		if err != nil || resp.GetAdmitted() == nil {
+			t.Fatalf("admit %s: %v %v", r.RequestId, resp, err)
+		}
+		return resp.GetAdmitted()
+	}
+
+	first := admit(req("r1", "k", 100, 50)) // asks for 1: no grant yet
+	second := admit(req("r2", "k", 100, 50))
+	if n, asked, _ := svc.stats(); n != 2 || fmt.Sprint(asked) != "[1 1]" {
+		t.Fatalf("%d calls asking %v; want 2 calls asking [1 1] (no block yet to learn demand from)", n, asked)
+	}
+	if first.ReservationId == second.ReservationId {
+		t.Fatalf("two admissions, one reservation: %v", first)
+	}
+
+	// Teach it demand: a grant is asked for once a block has closed with
+	// use. Simulate with a direct ask: the kind asks for 4.
+	c.grants.mu.Lock()
+	c.grants.shapes[shapeOf(req("", "k", 0, 0))].asked = 4
+	c.grants.mu.Unlock()
+	granting := admit(req("r3", "k", 100, 50)) // asks 4: 3 parts granted
+	seen := map[string]bool{granting.ReservationId: true}
+	for i, r := range []*budgetv1.AdmitRequest{req("r4", "k", 100, 50), req("r5", "k", 60, 10), req("r6", "k", 1, 1)} {
+		a := admit(r)
+		lease, amount, ok := redisstore.ParseLeasePart(a.ReservationId)
+		if !ok || amount != 1000 || a.ReservedNanos != 1000 || seen[a.ReservationId] || a.CounterKeys[0] != "c1" {
+			t.Fatalf("local admission %d: %v (lease %q)", i, a, lease)
+		}
+		seen[a.ReservationId] = true
+	}
+	if n, _, _ := svc.stats(); n != 3 {
+		t.Fatalf("%d calls; want the 3 like requests admitted locally", n)
+	}
+	// Unlike requests go to the service; while a block is in use, they ask
+	// for no block of their own.
+	admit(req("r7", "other-key", 100, 50)) // a new kind: asks 1
+	admit(req("r8", "k", 101, 50))         // the block is used up: asks 4, a block for prompts up to 101
+	admit(req("r9", "k", 100, 0))          // not covered (max_tokens unset), block in use: asks 1
+	admit(req("r10", "k", 100, 50))        // covered by r8's block
+	if n, asked, _ := svc.stats(); n != 6 || fmt.Sprint(asked) != "[1 1 4 1 4 1]" {
+		t.Fatalf("%d calls asking %v; want 6 asking [1 1 4 1 4 1]", n, asked)
+	}
+
+	// A block nobody uses up is released, its rest as one part. r8's block
+	// has parts 3 and 4 left: use them, then a new block of 7 (ask 8: the
+	// used-up block handed out 3) of which one is used.
+	admit(req("r11", "k", 100, 50))
+	admit(req("r12", "k", 100, 50))
+	g := admit(req("r13", "k", 100, 50))
+	admit(req("r14", "k", 100, 50))
+	if n, asked, _ := svc.stats(); n != 7 || asked[6] != 8 {
+		t.Fatalf("%d calls asking %v; want the 7th asking 8", n, asked)
+	}
+	lease, _, _ := redisstore.ParseLeasePart(g.ReservationId)
+	want := redisstore.LeasePart(lease, 3, 6*1000)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, _, rel := svc.stats(); rel[want] {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, _, rel := svc.stats()
+			t.Fatalf("released %v; want %s (parts 3..8 unused)", rel, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// After it ended, the kind asks for twice what it handed out (2).
+	admit(req("r15", "k", 100, 50))
+	if _, asked, _ := svc.stats(); asked[len(asked)-1] != 4 {
+		t.Fatalf("asked %v after a block that handed out 2; want 4", asked)
+	}
+}
