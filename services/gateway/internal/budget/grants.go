@@ -32,8 +32,9 @@ type grants struct {
 	// maxParts bounds what one request asks for.
 	maxParts uint32
 
-	mu     sync.Mutex
-	shapes map[string]*grantShape
+	mu        sync.Mutex
+	shapes    map[string]*grantShape
+	lastSweep time.Time
 }
 
 // grantShape is one kind of request: everything of an AdmitRequest but its
@@ -43,7 +44,14 @@ type grantShape struct {
 	// asked is how many parts the next request of this kind asks for:
 	// twice what the last block handed out, so blocks follow demand.
 	asked uint32
+	// ended is when its last block ended; a kind without a block for
+	// forgetAfter is forgotten.
+	ended time.Time
 }
+
+// forgetAfter is how long a kind of request without a block is remembered
+// (with what it asks for): end users and tags make kinds many.
+const forgetAfter = time.Minute
 
 type grantBlock struct {
 	adm    *budgetv1.Admission // the granting request's, without its grant
@@ -126,6 +134,14 @@ func (g *grants) keep(key string, prompt, max int64, resp *budgetv1.AdmitRespons
 	adm := resp.GetAdmitted()
 	gr := adm.GetGrant()
 	g.mu.Lock()
+	if now := g.now(); now.Sub(g.lastSweep) >= forgetAfter {
+		g.lastSweep = now
+		for k, s := range g.shapes {
+			if k != key && s.cur == nil && now.Sub(s.ended) >= forgetAfter {
+				delete(g.shapes, k)
+			}
+		}
+	}
 	sh := g.shapes[key]
 	if sh == nil {
 		g.mu.Unlock()
@@ -162,7 +178,7 @@ func (g *grants) close(key string, b *grantBlock) {
 	if sh := g.shapes[key]; sh != nil {
 		sh.asked = uint32(min(max(2*(used+1), 1), uint64(g.maxParts)))
 		if sh.cur == b {
-			sh.cur = nil
+			sh.cur, sh.ended = nil, g.now()
 			if used == 0 {
 				delete(g.shapes, key) // idle: forget the kind
 			}

@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -150,5 +151,43 @@ func TestGrantsAdmitLikeRequestsLocally(t *testing.T) {
 	admit(req("r15", "k", 100, 50))
 	if _, asked, _ := svc.stats(); asked[len(asked)-1] != 4 {
 		t.Fatalf("asked %v after a block that handed out 2; want 4", asked)
+	}
+}
+
+// Kinds of request without a block are forgotten after forgetAfter, so end
+// users and tags cannot grow the table without bound; a kind in use is kept.
+func TestGrantsForgetIdleKinds(t *testing.T) {
+	now := time.Now()
+	g := newGrants(func(context.Context, string, []string) error { return nil }, slog.Default())
+	g.now = func() time.Time { return now }
+	grant := func(user string) {
+		req := &budgetv1.AdmitRequest{RequestId: "r", KeyId: "k", EndUserId: user, PromptTokens: 1}
+		_, kind := g.take(req)
+		g.keep(kind, 1, 0, &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: &budgetv1.Admission{
+			ReservationId: "lease:x/1/5", ReservedNanos: 5,
+			Grant: &budgetv1.LeaseGrant{LeaseId: "lease:x", FirstPart: 2, Parts: 3, HandOutFor: durationpb.New(time.Hour)}}}})
+	}
+	grant("a")
+	grant("b")
+	g.mu.Lock()
+	var blockA *grantBlock
+	for _, sh := range g.shapes {
+		if sh.cur != nil && blockA == nil {
+			blockA = sh.cur
+		}
+	}
+	g.mu.Unlock()
+	for k, sh := range g.shapes {
+		if sh.cur == blockA {
+			sh.cur.next = sh.cur.end // used up
+			g.close(k, blockA)
+		}
+	}
+	now = now.Add(2 * forgetAfter)
+	grant("c")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.shapes) != 2 {
+		t.Fatalf("%d kinds remembered; want 2 (the one with a block, and the new one)", len(g.shapes))
 	}
 }
