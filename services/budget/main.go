@@ -26,6 +26,7 @@
 //	-lease-max-age (BUDGET_LEASE_MAX_AGE)  how long one Redis reservation (a lease) serves the
 //	                              requests on its budgets; default 200ms, 0 reserves per request
 //	-pprof (BUDGET_PPROF)         serve net/http/pprof under /debug/pprof/ on -http-addr; default off
+//	-gc-percent (BUDGET_GC_PERCENT)  Go GC target (as GOGC) unless GOGC is set; default 400
 //	-threshold-interval (BUDGET_THRESHOLD_INTERVAL)  how often soft thresholds are checked; default 5s
 //	-threshold-webhook-url (BUDGET_THRESHOLD_WEBHOOK_URL)  http(s) URL POSTed each crossed soft
 //	                              threshold (JSON, Idempotency-Key header); default none
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	maxTokensCap := fs.Int("max-tokens-cap", "BUDGET_MAX_TOKENS_CAP", 0, "output tokens assumed for a request without max_tokens; 0 uses the catalog's max output tokens (else 4096)")
 	batchSize := fs.Int("reserve-batch", "BUDGET_RESERVE_BATCH", 64, "most admissions decided in one Redis script call (group commit); 1 sends each alone")
 	withPprof := fs.Bool("pprof", "BUDGET_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
+	applyGC := serve.GCPercentFlag(fs, "BUDGET_GC_PERCENT")
 	leaseMaxAge := fs.Duration("lease-max-age", "BUDGET_LEASE_MAX_AGE", 200*time.Millisecond, "how long one Redis reservation serves the requests on its budgets (admission leases); 0 reserves per request")
 	batchInFlight := fs.Int("reserve-batch-inflight", "BUDGET_RESERVE_BATCH_INFLIGHT", 2, "group-commit script calls in flight at once")
 	thresholdInterval := fs.Duration("threshold-interval", "BUDGET_THRESHOLD_INTERVAL", 5*time.Second, "how often settled spend is checked against soft thresholds")
@@ -91,6 +93,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
+	applyGC(getenv)
 
 	srv := serve.New(log)
 	nc, stream, err := stores.NATS(*natsURL, "budget", log)

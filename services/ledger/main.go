@@ -23,7 +23,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -76,12 +75,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	batchSize := fs.Int("batch-size", "LEDGER_BATCH_SIZE", 2000, "most entries committed per transaction (under a backlog; a lone event waits only -flush-interval)")
 	flush := fs.Duration("flush-interval", "LEDGER_FLUSH_INTERVAL", 2*time.Millisecond, "how long a batch that is not full waits for more entries")
 	withPprof := fs.Bool("pprof", "LEDGER_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
-	// Ingest allocates per event (protobuf decode, pgx arrays, Redis
-	// arguments) over a live heap of a few MB, so at Go's default of 100 the
-	// GC runs nearly all the time: measured at ~35% of the service's CPU
-	// while draining a backlog, ~11 µs an event. 400 lets the heap grow to
-	// five times the small live set (tens of MB) instead.
-	gcPercent := fs.Int("gc-percent", "LEDGER_GC_PERCENT", 400, "Go GC target percentage (as GOGC); ignored when GOGC is set")
+	applyGC := serve.GCPercentFlag(fs, "LEDGER_GC_PERCENT")
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
 	}
@@ -89,9 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	if getenv("GOGC") == "" { // the runtime's own variable wins
-		debug.SetGCPercent(*gcPercent)
-	}
+	applyGC(getenv)
 
 	srv := serve.New(log)
 	nc, stream, err := stores.NATS(*natsURL, "ledger", log)
