@@ -23,6 +23,14 @@ import (
 
 const leasePrefix = "lease:"
 
+// MaxPartAmount is the largest part (a billion dollars, 18 digits), so that
+// the scripts read every part amount exactly (lua/lease.lua). A larger
+// amount is no part: reserve it on its own.
+const (
+	MaxPartAmount = 999_999_999_999_999_999
+	maxPartDigits = 18
+)
+
 // LeaseID is the reservation id of a lease; unique must be unique among
 // leases and must not contain '/'.
 func LeaseID(unique string) string { return leasePrefix + unique }
@@ -51,7 +59,7 @@ func ParseLeasePart(id string) (lease string, amount int64, ok bool) {
 		return "", 0, false
 	}
 	a, err := strconv.ParseInt(amt, 10, 64)
-	if err != nil || a < 0 || amt[0] == '+' {
+	if err != nil || a < 0 || amt[0] == '+' || len(amt) > maxPartDigits {
 		return "", 0, false
 	}
 	return lease, a, true

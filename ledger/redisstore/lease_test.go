@@ -15,7 +15,8 @@ func TestParseLeasePart(t *testing.T) {
 	}{
 		{LeasePart(lease, 7, 1234), lease, 1234, true},
 		{LeasePart(lease, 0, 0), lease, 0, true},
-		{"lease:x/1/9223372036854775807", "lease:x", 9223372036854775807, true},
+		{"lease:x/1/999999999999999999", "lease:x", 999999999999999999, true},
+		{"lease:x/1/9223372036854775807", "", 0, false},   // beyond what the scripts read
 		{"0193a1b2", "", 0, false},                        // a request id
 		{"req/1/5", "", 0, false},                         // not a lease
 		{lease, "", 0, false},                             // the lease itself

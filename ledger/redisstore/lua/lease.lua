@@ -7,10 +7,12 @@
 -- backlog) carries what a part must take off, with no schema of its own.
 
 -- lease_part returns the lease id and the part's amount when rid is a part
--- id, else nil.
+-- id, else nil. An amount of more than 18 digits (a billion dollars; never
+-- minted) makes rid no part id rather than an error that would fail a whole
+-- batch: as an ordinary id it holds nothing anywhere.
 local function lease_part(rid)
   local lease, amount = string.match(rid, '^(lease:[^/]+)/%d+/(%d+)$')
-  if not lease then return nil end
+  if not lease or #amount > 18 then return nil end
   return lease, int(amount, 'lease part amount')
 end
 

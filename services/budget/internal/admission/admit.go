@@ -188,7 +188,7 @@ func (a *Admitter) check(ctx context.Context, id string, amount int64, cs []coun
 		a.lastKnown.remember(keys, states)
 		return decision{admitted: true, states: states}, nil
 	}
-	if a.leases != nil {
+	if a.leases != nil && amount <= redisstore.MaxPartAmount {
 		limits := make([]int64, len(cs))
 		for i, c := range cs {
 			limits[i] = int64(c.budget.Limit)

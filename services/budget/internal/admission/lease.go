@@ -253,6 +253,7 @@ func (l *leases) size(old *lease, amount int64, now time.Time) int64 {
 	if amount <= math.MaxInt64/l.cfg.MaxParts {
 		want = min(want, amount*l.cfg.MaxParts)
 	}
+	want = min(want, redisstore.MaxPartAmount) // the rest is released as one part
 	for i, st := range old.states {
 		want = min(want, (old.limits[i]-st.Spent-st.Live+old.size-old.used)/headroomShare)
 	}
