@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // ChatRequest is a parsed POST /v1/chat/completions body. The top-level fields
@@ -160,20 +161,47 @@ const maxBodyFields = 256
 // ParseChatRequest decodes and validates a chat completions body. Errors are
 // 400s naming the parameter.
 func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
+	return parseChatRequest(body, &fastDecoders)
+}
+
+// decoders read the parts of a request the gateway acts on. fastDecoders
+// split the body in place (jsonscan.go); the tests hold them to decoders that
+// use encoding/json for everything, as the gateway did before.
+type decoders struct {
+	split     func(r *ChatRequest, body []byte) *Error
+	messages  func(r *ChatRequest) *Error
+	textBytes func(m *Message) (int64, error)
+	str       func([]byte, *string) error
+	boolean   func([]byte, *bool) error
+	int64p    func([]byte, **int64) error
+	float64p  func([]byte, **float64) error
+}
+
+var fastDecoders = decoders{
+	split:     (*ChatRequest).splitBody,
+	messages:  (*ChatRequest).parseMessages,
+	textBytes: (*Message).contentTextBytes,
+	str:       decodeString,
+	boolean:   decodeBool,
+	int64p:    decodeInt64Ptr,
+	float64p:  decodeFloat64Ptr,
+}
+
+func parseChatRequest(body []byte, d *decoders) (*ChatRequest, *Error) {
 	r := &ChatRequest{}
-	if err := json.Unmarshal(body, &r.Raw); err != nil || r.Raw == nil {
-		return nil, BadRequest("request body is not a JSON object: "+errText(err), "")
+	if e := d.split(r, body); e != nil {
+		return nil, e
 	}
 	if len(r.Raw) > maxBodyFields {
 		return nil, BadRequest(fmt.Sprintf("request has %d top-level fields; at most %d are accepted", len(r.Raw), maxBodyFields), "")
 	}
-	if e := field(r.Raw, "model", &r.Model); e != nil {
+	if e := typedField(r.Raw, "model", &r.Model, d.str); e != nil {
 		return nil, e
 	}
 	if r.Model == "" {
 		return nil, BadRequest("you must provide a model parameter", "model")
 	}
-	if e := field(r.Raw, "messages", &r.Messages); e != nil {
+	if e := d.messages(r); e != nil {
 		return nil, e
 	}
 	if len(r.Messages) == 0 {
@@ -185,27 +213,29 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 		if m.Role == "" {
 			return nil, BadRequest(fmt.Sprintf("messages[%d].role is required", i), fmt.Sprintf("messages[%d].role", i))
 		}
-		parts, err := m.Parts()
+		n, err := d.textBytes(m)
 		if err != nil {
 			return nil, BadRequest(fmt.Sprintf("messages[%d].content must be a string or an array of content parts", i), fmt.Sprintf("messages[%d].content", i))
 		}
-		textBytes += m.textBytes(parts)
+		textBytes += n
 	}
-	if e := field(r.Raw, "stream", &r.Stream); e != nil {
+	if e := typedField(r.Raw, "stream", &r.Stream, d.boolean); e != nil {
 		return nil, e
 	}
-	var so struct {
-		IncludeUsage bool `json:"include_usage"`
+	if raw, ok := r.Raw["stream_options"]; ok && string(raw) != "null" {
+		var so struct {
+			IncludeUsage bool `json:"include_usage"`
+		}
+		if e := field(r.Raw, "stream_options", &so); e != nil {
+			return nil, e
+		}
+		r.IncludeUsage = so.IncludeUsage
 	}
-	if e := field(r.Raw, "stream_options", &so); e != nil {
-		return nil, e
-	}
-	r.IncludeUsage = so.IncludeUsage
 	var maxTokens, maxCompletion *int64
-	if e := field(r.Raw, "max_tokens", &maxTokens); e != nil {
+	if e := typedField(r.Raw, "max_tokens", &maxTokens, d.int64p); e != nil {
 		return nil, e
 	}
-	if e := field(r.Raw, "max_completion_tokens", &maxCompletion); e != nil {
+	if e := typedField(r.Raw, "max_completion_tokens", &maxCompletion, d.int64p); e != nil {
 		return nil, e
 	}
 	switch {
@@ -217,7 +247,7 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	if r.MaxTokens < 0 {
 		return nil, BadRequest("max_tokens must not be negative", "max_tokens")
 	}
-	if e := field(r.Raw, "user", &r.User); e != nil {
+	if e := typedField(r.Raw, "user", &r.User, d.str); e != nil {
 		return nil, e
 	}
 	var meta struct {
@@ -233,10 +263,10 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 		return nil, e
 	}
 	r.Tags = append(meta.Tags, tags...)
-	if e := field(r.Raw, "temperature", &r.Temperature); e != nil {
+	if e := typedField(r.Raw, "temperature", &r.Temperature, d.float64p); e != nil {
 		return nil, e
 	}
-	if e := field(r.Raw, "top_p", &r.TopP); e != nil {
+	if e := typedField(r.Raw, "top_p", &r.TopP, d.float64p); e != nil {
 		return nil, e
 	}
 	if raw, ok := r.Raw["stop"]; ok && len(raw) > 0 && string(raw) != "null" {
@@ -256,12 +286,110 @@ func ParseChatRequest(body []byte) (*ChatRequest, *Error) {
 	return r, nil
 }
 
+// splitBody fills Raw with the body's top-level members. The values are
+// slices of body, which the request keeps.
+func (r *ChatRequest) splitBody(body []byte) *Error {
+	var buf [16]member
+	members, ok := objectMembers(body, buf[:0])
+	for i := 0; ok && i < len(members); i++ {
+		ok = !members[i].escaped && utf8.Valid(members[i].key)
+	}
+	if !ok {
+		if err := json.Unmarshal(body, &r.Raw); err != nil || r.Raw == nil {
+			return BadRequest("request body is not a JSON object: "+errText(err), "")
+		}
+		return nil
+	}
+	r.Raw = make(map[string]json.RawMessage, len(members))
+	for _, m := range members {
+		r.Raw[internKey(m.key)] = m.val // the last of duplicate keys wins, as in encoding/json
+	}
+	return nil
+}
+
+// parseMessages decodes messages: plain messages on the fast path, the rest
+// with encoding/json.
+func (r *ChatRequest) parseMessages() *Error {
+	raw, ok := r.Raw["messages"]
+	if !ok || string(raw) == "null" {
+		return nil
+	}
+	if msgs, ok := fastMessages(raw); ok {
+		r.Messages = msgs
+		return nil
+	}
+	return field(r.Raw, "messages", &r.Messages)
+}
+
+// messageFields are Message's JSON names, in decodeMembers' order.
+var messageFields = []string{"role", "content", "name", "tool_calls", "tool_call_id"}
+
+// fastMessages decodes an array of message objects whose members are
+// plainly typed; ok is false when encoding/json must decide.
+func fastMessages(raw []byte) ([]Message, bool) {
+	var buf [8][]byte
+	elems, ok := arrayElements(raw, buf[:0])
+	if !ok {
+		return nil, false
+	}
+	msgs := make([]Message, len(elems))
+	for i, e := range elems {
+		m := &msgs[i]
+		ok := decodeMembers(e, messageFields, func(k int, v []byte) bool {
+			if k == 1 {
+				m.Content = v // null too: encoding/json keeps it as the raw "null"
+				return true
+			}
+			if string(v) == "null" {
+				return true
+			}
+			var ok bool
+			switch k {
+			case 0:
+				m.Role, ok = plainString(v)
+			case 2:
+				m.Name, ok = plainString(v)
+			case 3:
+				ok = json.Unmarshal(v, &m.ToolCalls) == nil
+			default:
+				m.ToolCallID, ok = plainString(v)
+			}
+			return ok
+		})
+		if !ok {
+			return nil, false
+		}
+	}
+	return msgs, true
+}
+
+// contentTextBytes is the text bytes of the message (its share of
+// TextBytes), and an error when its content is neither a string nor an array
+// of parts.
+func (m *Message) contentTextBytes() (int64, error) {
+	c := bytes.TrimSpace(m.Content)
+	if t, ok := plainStringBytes(c); ok {
+		return int64(len(t)) + m.textBytes(nil), nil
+	}
+	parts, err := m.Parts()
+	if err != nil {
+		return 0, err
+	}
+	return m.textBytes(parts), nil
+}
+
 func field(raw map[string]json.RawMessage, name string, v any) *Error {
+	return typedField(raw, name, v, func(b []byte, v any) error { return json.Unmarshal(b, v) })
+}
+
+// typedField decodes the member name (absent or null: left alone) with
+// decode; its error is the 400 naming the parameter.
+func typedField[T any](raw map[string]json.RawMessage, name string, v T, decode func([]byte, T) error) *Error {
 	b, ok := raw[name]
 	if !ok || string(b) == "null" {
 		return nil
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := decode(b, v); err != nil {
 		return BadRequest(fmt.Sprintf("invalid value for %s: %s", name, errText(err)), name)
 	}
 	return nil
@@ -313,39 +441,41 @@ var gatewayOnly = map[string]bool{
 // removed, and, for a stream, stream_options.include_usage forced on (the other
 // stream_options the client set are kept).
 func (r *ChatRequest) UpstreamBody(model string, stream bool) []byte {
-	var b bytes.Buffer
-	b.Grow(256 + len(r.Raw)*16)
-	b.WriteByte('{')
-	first := true
-	put := func(k string, v []byte) {
-		if !first {
-			b.WriteByte(',')
-		}
-		first = false
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteByte(':')
-		b.Write(v)
+	n := len(`{"model":,"stream":true,"stream_options":}`) + 2*len(model) + 32
+	for k, v := range r.Raw {
+		n += len(k) + len(v) + 4
 	}
-	mb, _ := json.Marshal(model)
-	put("model", mb)
+	b := make([]byte, 0, n)
+	b = append(b, `{"model":`...)
+	b = appendJSONString(b, model)
 	for k, v := range r.Raw {
 		switch {
 		case k == "model", k == "stream", k == "stream_options", gatewayOnly[k]:
 			continue
 		}
-		put(k, v)
+		b = append(b, ',')
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = append(b, v...)
 	}
 	if stream {
-		put("stream", []byte("true"))
-		so := map[string]json.RawMessage{}
-		if raw, ok := r.Raw["stream_options"]; ok {
-			_ = json.Unmarshal(raw, &so)
-		}
-		so["include_usage"] = json.RawMessage("true")
-		sb, _ := json.Marshal(so)
-		put("stream_options", sb)
+		b = append(b, `,"stream":true,"stream_options":`...)
+		b = append(b, r.upstreamStreamOptions()...)
 	}
-	b.WriteByte('}')
-	return b.Bytes()
+	return append(b, '}')
+}
+
+// upstreamStreamOptions are the client's stream_options with include_usage
+// forced on.
+func (r *ChatRequest) upstreamStreamOptions() []byte {
+	so := map[string]json.RawMessage{}
+	if raw, ok := r.Raw["stream_options"]; ok {
+		_ = json.Unmarshal(raw, &so)
+	}
+	if so == nil { // "stream_options": null
+		so = map[string]json.RawMessage{}
+	}
+	so["include_usage"] = json.RawMessage("true")
+	sb, _ := json.Marshal(so)
+	return sb
 }

@@ -3,6 +3,7 @@ package openai
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/spendledger/spendledger/ledger/pricing"
 )
@@ -183,3 +184,119 @@ func (c *CompletionSummary) TextBytes() int64 {
 
 // Ptr returns a pointer to v.
 func Ptr[T any](v T) *T { return &v }
+
+// ReportedUsage reads the usage a chat.completion body reports: nil when it
+// has none (absent or null). ok is false when the fast path does not vouch
+// for the body (see jsonscan.go); the caller then decodes it with
+// encoding/json, which decides.
+func ReportedUsage(body []byte) (u *Usage, ok bool) {
+	var buf [16]member
+	members, ok := objectMembers(body, buf[:0])
+	if !ok {
+		return nil, false
+	}
+	var raw []byte
+	for _, m := range members {
+		switch {
+		case m.escaped:
+			return nil, false
+		case string(m.key) == "usage":
+			if raw != nil {
+				return nil, false // encoding/json merges duplicates
+			}
+			raw = m.val
+		case strings.EqualFold(string(m.key), "usage"):
+			return nil, false
+		}
+	}
+	if raw == nil || string(raw) == "null" {
+		return nil, true
+	}
+	u = &Usage{}
+	ok = decodeMembers(raw, usageFields, func(k int, v []byte) bool {
+		switch k {
+		case 0:
+			return intMember(v, &u.PromptTokens)
+		case 1:
+			return intMember(v, &u.CompletionTokens)
+		case 2:
+			return intMember(v, &u.TotalTokens)
+		case 3:
+			if string(v) == "null" {
+				return true
+			}
+			u.PromptTokensDetails = &PromptTokensDetails{}
+			return decodeMembers(v, promptDetailsFields, func(_ int, v []byte) bool { return intMember(v, &u.PromptTokensDetails.CachedTokens) })
+		case 4:
+			if string(v) == "null" {
+				return true
+			}
+			u.CompletionTokensDetails = &CompletionTokensDetails{}
+			return decodeMembers(v, completionDetailsFields, func(_ int, v []byte) bool {
+				return intMember(v, &u.CompletionTokensDetails.ReasoningTokens)
+			})
+		case 5:
+			return intMember(v, &u.CacheCreationInputTokens)
+		default:
+			return intMember(v, &u.CacheReadInputTokens)
+		}
+	})
+	if !ok {
+		return nil, false
+	}
+	return u, true
+}
+
+// The JSON names of Usage's fields and its details', in decodeMembers' order.
+var (
+	usageFields = []string{"prompt_tokens", "completion_tokens", "total_tokens", "prompt_tokens_details",
+		"completion_tokens_details", "cache_creation_input_tokens", "cache_read_input_tokens"}
+	promptDetailsFields     = []string{"cached_tokens"}
+	completionDetailsFields = []string{"reasoning_tokens"}
+)
+
+// decodeMembers walks the object obj and hands set's members to decode (by
+// index in names), ignoring other keys as encoding/json does. It gives up
+// (false) where encoding/json would read differently: a key matching a name
+// only regardless of case, a repeated or escaped key, a value decode rejects.
+func decodeMembers(obj []byte, names []string, decode func(k int, v []byte) bool) bool {
+	var buf [16]member
+	members, ok := objectMembers(obj, buf[:0])
+	if !ok {
+		return false
+	}
+	var seen uint64
+	for _, m := range members {
+		if m.escaped {
+			return false
+		}
+		k := -1
+		for j, name := range names {
+			if string(m.key) == name {
+				k = j
+				break
+			}
+			if strings.EqualFold(string(m.key), name) {
+				return false
+			}
+		}
+		if k < 0 {
+			continue
+		}
+		if seen&(1<<k) != 0 || !decode(k, m.val) {
+			return false
+		}
+		seen |= 1 << k
+	}
+	return true
+}
+
+// intMember decodes an int64 member (null leaves it alone).
+func intMember(v []byte, dst *int64) bool {
+	if string(v) == "null" {
+		return true
+	}
+	n, ok := plainInt(v)
+	*dst = n
+	return ok
+}

@@ -58,6 +58,7 @@ type exchange struct {
 	admission  *budgetv1.Admission
 	occurredAt time.Time
 	status     int
+	hvals      []string // see setHeader
 	// settled is true once the reservation is accounted for: a usage event
 	// carries it to the ledger, or it was released.
 	settled bool
@@ -77,6 +78,18 @@ func (x *exchange) fail(e *openai.Error) {
 
 func (x *exchange) header() http.Header { return x.w.Header() }
 
+// setHeader sets a response header whose name is canonical already (as the
+// constants above are). http.Header.Set would check the name's case and
+// allocate a slice per value; the values of one response share one array.
+func (x *exchange) setHeader(name, value string) {
+	if len(x.hvals) == cap(x.hvals) {
+		x.hvals = make([]string, 0, 12)
+	}
+	x.hvals = append(x.hvals, value)
+	n := len(x.hvals)
+	x.w.Header()[name] = x.hvals[n-1 : n : n]
+}
+
 // finish releases an unsettled reservation and records the request.
 func (x *exchange) finish() {
 	if x.admission != nil && !x.settled {
@@ -85,8 +98,9 @@ func (x *exchange) finish() {
 	if x.status == 0 {
 		x.status = http.StatusOK
 	}
-	x.s.Metrics.Requests.WithLabelValues(x.group, strconv.Itoa(x.status)).Inc()
-	x.s.Metrics.RequestDuration.WithLabelValues(x.group, strconv.FormatBool(x.req != nil && x.req.Stream)).Observe(x.s.Now().Sub(x.start).Seconds())
+	m := &x.s.Metrics.hot
+	m.requests.of(groupStatus{x.group, x.status}).Inc()
+	m.duration.of(groupStreamed{x.group, x.req != nil && x.req.Stream}).Observe(x.s.Now().Sub(x.start).Seconds())
 }
 
 // release voids a reservation. It runs detached from the request's context:
@@ -99,11 +113,11 @@ func (s *Server) release(ctx context.Context, adm *budgetv1.Admission) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.BudgetTimeout)
 	defer cancel()
 	if err := s.Budget.Release(rctx, id, adm.GetCounterKeys()); err != nil {
-		s.Metrics.Budget.WithLabelValues("release", "error").Inc()
+		s.Metrics.budgetCalls("release", "error").Inc()
 		s.Log.Warn("release failed; the reservation will expire on its own", "reservation_id", id, "err", err)
 		return
 	}
-	s.Metrics.Budget.WithLabelValues("release", "ok").Inc()
+	s.Metrics.budgetCalls("release", "ok").Inc()
 }
 
 func (x *exchange) run() {
@@ -174,11 +188,17 @@ func headerTags(r *http.Request) []string {
 }
 
 func (x *exchange) readBody() ([]byte, *openai.Error) {
+	if n := x.r.ContentLength; n > 0 && n <= x.s.MaxBodyBytes {
+		// The server stops the body at its Content-Length: no limit reader is
+		// needed, and the buffer is sized once.
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(x.r.Body, buf); err != nil {
+			return nil, openai.BadRequest("reading request body: "+err.Error(), "")
+		}
+		return buf, nil
+	}
 	rd := http.MaxBytesReader(x.w, x.r.Body, x.s.MaxBodyBytes)
 	var buf bytes.Buffer
-	if n := x.r.ContentLength; n > 0 && n <= x.s.MaxBodyBytes {
-		buf.Grow(int(n))
-	}
 	if _, err := buf.ReadFrom(rd); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -224,7 +244,7 @@ func (x *exchange) admit() bool {
 		return false
 	}
 	if d := resp.GetDenied(); d != nil {
-		s.Metrics.Budget.WithLabelValues("admit", "denied").Inc()
+		s.Metrics.budgetCalls("admit", "denied").Inc()
 		x.fail(denialError(d, x.group, s.Now()))
 		return false
 	}
@@ -233,7 +253,7 @@ func (x *exchange) admit() bool {
 		x.fail(s.budgetError("admit", errors.New("answer is neither admitted nor denied")))
 		return false
 	}
-	s.Metrics.Budget.WithLabelValues("admit", "admitted").Inc()
+	s.Metrics.budgetCalls("admit", "admitted").Inc()
 	x.admission = a
 	if len(a.GetAllowedDeploymentIds()) == 0 {
 		// Admitted, but every candidate is over a provider, deployment or tag
@@ -294,15 +314,19 @@ func (x *exchange) attempt(ctx context.Context, rd *router.Deployment, call func
 		}
 		x.s.Log.Debug("upstream call failed", "call_id", x.callID, "deployment_id", d.ID(), "err", err)
 	}
-	x.s.Metrics.Upstream.WithLabelValues(d.Group(), d.ID(), outcome).Observe(time.Since(t0).Seconds())
+	x.s.Metrics.hot.upstream.of(upstreamCall{d.Group(), d.ID(), outcome}).Observe(time.Since(t0).Seconds())
 	return err
 }
 
+// withTimeout bounds an upstream call by the deployment's timeout. Without
+// one the call runs on the request's context as is: the server cancels it
+// when the request ends, so a context of its own would only cost a cancel
+// registration per call.
 func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if d > 0 {
 		return context.WithTimeout(ctx, d)
 	}
-	return context.WithCancel(ctx)
+	return ctx, func() {}
 }
 
 func (x *exchange) complete() {
@@ -326,12 +350,11 @@ func (x *exchange) complete() {
 		x.s.Metrics.UsageEstimated.WithLabelValues(d.ID()).Inc()
 	}
 	ev, everr := x.event(d, res.Usage, false)
-	h := x.header()
-	x.commonHeaders(h, d, out)
-	x.costHeader(h, d, res.Usage)
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(res.Body)))
-	h.Set(hdrDuration, strconv.FormatInt(x.s.Now().Sub(x.start).Milliseconds(), 10))
+	x.commonHeaders(d, out)
+	x.costHeader(d, res.Usage)
+	x.setHeader("Content-Type", "application/json")
+	x.setHeader("Content-Length", strconv.Itoa(len(res.Body)))
+	x.setHeader(hdrDuration, strconv.FormatInt(x.s.Now().Sub(x.start).Milliseconds(), 10))
 	_, _ = x.w.Write(res.Body)
 	// The client has its answer before the event is handed over; publishing
 	// never delays a response (and spooling, when NATS is away, only delays the
@@ -355,16 +378,21 @@ func (x *exchange) publish(ev *eventsv1.UsageRecorded, err error) {
 }
 
 func (x *exchange) event(d *deploy.Deployment, u pricing.Usage, streamed bool) (*eventsv1.UsageRecorded, error) {
-	ident := &eventsv1.Identity{KeyId: x.p.keyID(), EndUserId: x.req.User, Tags: x.tags}
+	// Identity and route in one allocation.
+	parts := &struct {
+		ident eventsv1.Identity
+		route eventsv1.Route
+	}{}
+	ident, route := &parts.ident, &parts.route
+	ident.KeyId, ident.EndUserId, ident.Tags = x.p.keyID(), x.req.User, x.tags
 	if k := x.p.key; k != nil {
 		ident.TeamId, ident.UserId, ident.OrgId = k.GetTeamId(), k.GetUserId(), k.GetOrgId()
 	}
+	route.ModelGroup, route.DeploymentId, route.Provider, route.BackendModel, route.BaseModel = x.group, d.ID(), d.Provider, d.BackendModel, d.BaseModel
 	return events.NewUsageRecorded(events.Call{
-		RequestID: x.callID,
-		Identity:  ident,
-		Route: &eventsv1.Route{
-			ModelGroup: x.group, DeploymentId: d.ID(), Provider: d.Provider, BackendModel: d.BackendModel, BaseModel: d.BaseModel,
-		},
+		RequestID:       x.callID,
+		Identity:        ident,
+		Route:           route,
 		Usage:           u,
 		PriceOverrides:  d.PriceOverrides,
 		UnpricedAllowed: d.UnpricedAllowed,
@@ -378,14 +406,14 @@ func (x *exchange) event(d *deploy.Deployment, u pricing.Usage, streamed bool) (
 	})
 }
 
-func (x *exchange) commonHeaders(h http.Header, d *deploy.Deployment, out router.Outcome) {
-	h.Set(hdrCallID, x.callID)
-	h.Set(hdrModelID, d.ID())
-	h.Set(hdrModelGroup, d.Group())
-	h.Set(hdrRetries, strconv.Itoa(out.Retries))
-	h.Set(hdrFallbacks, strconv.Itoa(out.Fallbacks))
+func (x *exchange) commonHeaders(d *deploy.Deployment, out router.Outcome) {
+	x.setHeader(hdrCallID, x.callID)
+	x.setHeader(hdrModelID, d.ID())
+	x.setHeader(hdrModelGroup, d.Group())
+	x.setHeader(hdrRetries, strconv.Itoa(out.Retries))
+	x.setHeader(hdrFallbacks, strconv.Itoa(out.Fallbacks))
 	if spend, ok := keySpend(x.admission); ok {
-		h.Set(hdrKeySpend, spend.String())
+		x.setHeader(hdrKeySpend, spend.String())
 	}
 }
 
@@ -411,11 +439,11 @@ func keySpend(a *budgetv1.Admission) (money.Nanos, bool) {
 // gateway's catalog and the deployment's overrides (the ledger's cost, priced
 // by the pricing service, is authoritative). Without a price for every billed
 // component it is left out, never written as 0.
-func (x *exchange) costHeader(h http.Header, d *deploy.Deployment, u pricing.Usage) {
+func (x *exchange) costHeader(d *deploy.Deployment, u pricing.Usage) {
 	if v, ok := cost(d, u); ok {
-		h.Set(hdrCost, v)
+		x.setHeader(hdrCost, v)
 	} else {
-		h.Set(hdrPricing, "unpriced")
+		x.setHeader(hdrPricing, "unpriced")
 	}
 }
 
@@ -512,13 +540,12 @@ func (x *exchange) stream() {
 	defer st.Close()
 	d := x.s.Set.Deployments[out.Deployment.Index]
 
-	h := x.header()
-	x.commonHeaders(h, d, out)
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
+	x.commonHeaders(d, out)
+	x.setHeader("Content-Type", "text/event-stream")
+	x.setHeader("Cache-Control", "no-cache")
+	x.setHeader("X-Accel-Buffering", "no")
 	// The cost is known only at the end: it follows as a trailer.
-	h.Set("Trailer", hdrCost+", "+hdrPricing)
+	x.setHeader("Trailer", hdrCost+", "+hdrPricing)
 	x.w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(x.w)
 	_ = rc.Flush()
@@ -587,7 +614,7 @@ func (x *exchange) stream() {
 		x.s.Metrics.UsageEstimated.WithLabelValues(d.ID()).Inc()
 	}
 	ev, everr := x.event(d, u, true)
-	x.costHeader(h, d, u)
+	x.costHeader(d, u)
 	x.publish(ev, everr)
 }
 
@@ -604,7 +631,16 @@ func (x *exchange) abandonStream() {
 // checked for the request, and the provider and deployment counters of the
 // deployment that served it.
 func counterKeys(adm *budgetv1.Admission, deploymentID string) []string {
-	keys := slices.Clone(adm.GetCounterKeys())
+	n := len(adm.GetCounterKeys())
+	for _, c := range adm.GetCandidateCounters() {
+		if c.GetDeploymentId() == deploymentID {
+			n += len(c.GetCounterKeys())
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	keys := append(make([]string, 0, n), adm.GetCounterKeys()...)
 	for _, c := range adm.GetCandidateCounters() {
 		if c.GetDeploymentId() == deploymentID {
 			keys = append(keys, c.GetCounterKeys()...)

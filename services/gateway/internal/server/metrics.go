@@ -19,6 +19,8 @@ type Metrics struct {
 	Budget          *prometheus.CounterVec   // op, outcome
 	UsageEstimated  *prometheus.CounterVec   // deployment_id
 	Abandoned       *prometheus.CounterVec   // model_group, stage
+
+	hot hotChildren
 }
 
 // NewMetrics registers the metrics on reg.
@@ -54,6 +56,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gateway_requests_abandoned_total", Help: "Requests whose client went away, by stage (upstream: before the response; stream: mid-stream).",
 		}, []string{"model_group", "stage"}),
 	}
+	m.hot = newHotChildren(m)
 	reg.MustRegister(m.Requests, m.RequestDuration, m.Upstream, m.Retries, m.Fallbacks, m.Cooldowns, m.Budget, m.UsageEstimated, m.Abandoned)
 	return m
 }

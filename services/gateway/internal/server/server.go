@@ -185,16 +185,16 @@ func (s *Server) budgetError(op string, err error) *openai.Error {
 	}
 	switch be.Kind {
 	case budget.KindInvalidKey:
-		s.Metrics.Budget.WithLabelValues(op, "invalid_key").Inc()
+		s.Metrics.budgetCalls(op, "invalid_key").Inc()
 		return openai.Unauthorized(be.Message())
 	case budget.KindBadRequest:
-		s.Metrics.Budget.WithLabelValues(op, "bad_request").Inc()
+		s.Metrics.budgetCalls(op, "bad_request").Inc()
 		return openai.BadRequest(be.Message(), "")
 	case budget.KindForbidden:
-		s.Metrics.Budget.WithLabelValues(op, "forbidden").Inc()
+		s.Metrics.budgetCalls(op, "forbidden").Inc()
 		return &openai.Error{Status: http.StatusForbidden, Type: openai.TypePermission, Message: be.Message()}
 	}
-	s.Metrics.Budget.WithLabelValues(op, "unavailable").Inc()
+	s.Metrics.budgetCalls(op, "unavailable").Inc()
 	s.Log.Error("budget service unavailable; failing closed", "op", op, "err", err)
 	return &openai.Error{Status: http.StatusServiceUnavailable, Message: be.Message(), Type: openai.TypeAPI, Code: openai.CodeBudgetUnavailable, RetryAfter: 1}
 }

@@ -28,10 +28,8 @@ const DefaultAnthropicMaxTokens = 4096
 // messages to Messages (system prompt, content parts, images, tools, tool
 // results, cache_control) and the answer back, including streaming events.
 type Anthropic struct {
-	client *http.Client
-	url    string
-	header http.Header
-	model  string
+	endpoint
+	model string
 }
 
 // NewAnthropic returns a transport to base's /v1/messages for model.
@@ -51,7 +49,7 @@ func NewAnthropic(client *http.Client, base, apiKey, model string) *Anthropic {
 	if apiKey != "" {
 		h.Set("X-Api-Key", apiKey)
 	}
-	return &Anthropic{client: client, url: base, header: h, model: model}
+	return &Anthropic{endpoint: newEndpoint(client, base, h), model: model}
 }
 
 // URL is the endpoint the transport posts to.
@@ -289,7 +287,7 @@ func (t *Anthropic) post(ctx context.Context, req *openai.ChatRequest, stream bo
 	if err != nil {
 		return nil, fmt.Errorf("upstream: encode messages request: %w", err)
 	}
-	return postJSON(ctx, t.client, t.url, t.header, body)
+	return t.endpoint.post(ctx, body)
 }
 
 // Complete implements Transport.
@@ -299,7 +297,7 @@ func (t *Anthropic) Complete(ctx context.Context, req *openai.ChatRequest) (*Res
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	b, err := readBody(resp, maxResponseBytes)
 	if err != nil {
 		return nil, wrapErr(ctx, err)
 	}

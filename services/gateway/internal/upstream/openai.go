@@ -21,10 +21,8 @@ const DefaultAzureAPIVersion = "2024-10-21"
 
 // OpenAI is a transport to an OpenAI-compatible chat completions endpoint.
 type OpenAI struct {
-	client *http.Client
-	url    string
-	header http.Header
-	model  string
+	endpoint
+	model string
 }
 
 // NewOpenAI returns a transport posting to base + "/chat/completions" with a
@@ -34,7 +32,7 @@ func NewOpenAI(client *http.Client, base, apiKey, model string) *OpenAI {
 	if apiKey != "" {
 		h.Set("Authorization", "Bearer "+apiKey)
 	}
-	return &OpenAI{client: client, url: strings.TrimRight(base, "/") + "/chat/completions", header: h, model: model}
+	return &OpenAI{endpoint: newEndpoint(client, strings.TrimRight(base, "/")+"/chat/completions", h), model: model}
 }
 
 // NewAzure returns a transport to an Azure OpenAI deployment: the deployment
@@ -48,15 +46,11 @@ func NewAzure(client *http.Client, base, apiKey, apiVersion, deployment string) 
 		h.Set("api-key", apiKey)
 	}
 	u := fmt.Sprintf("%s/openai/deployments/%s/chat/completions?api-version=%s", strings.TrimRight(base, "/"), deployment, apiVersion)
-	return &OpenAI{client: client, url: u, header: h, model: deployment}
+	return &OpenAI{endpoint: newEndpoint(client, u, h), model: deployment}
 }
 
 // URL is the endpoint the transport posts to.
 func (t *OpenAI) URL() string { return t.url }
-
-func (t *OpenAI) post(ctx context.Context, body []byte) (*http.Response, error) {
-	return postJSON(ctx, t.client, t.url, t.header, body)
-}
 
 // Complete implements Transport.
 func (t *OpenAI) Complete(ctx context.Context, req *openai.ChatRequest) (*Result, error) {
@@ -65,22 +59,26 @@ func (t *OpenAI) Complete(ctx context.Context, req *openai.ChatRequest) (*Result
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	b, err := readBody(resp, maxResponseBytes)
 	if err != nil {
 		return nil, wrapErr(ctx, err)
 	}
 	// Usage alone first: the body is forwarded as it came, so the choices are
 	// decoded only when the upstream reported no usage and the text has to be
 	// measured for the estimate.
-	var reported struct {
-		Usage *openai.Usage `json:"usage"`
-	}
-	if err := json.Unmarshal(b, &reported); err != nil {
-		return nil, &Error{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+	usage, ok := openai.ReportedUsage(b)
+	if !ok {
+		var reported struct {
+			Usage *openai.Usage `json:"usage"`
+		}
+		if err := json.Unmarshal(b, &reported); err != nil {
+			return nil, &Error{Status: http.StatusBadGateway, Message: "upstream answered with invalid JSON", Err: err}
+		}
+		usage = reported.Usage
 	}
 	res := &Result{Body: b}
-	if reported.Usage != nil {
-		if res.Usage, err = reported.Usage.Normalize(); err != nil {
+	if usage != nil {
+		if res.Usage, err = usage.Normalize(); err != nil {
 			return nil, &Error{Status: http.StatusBadGateway, Message: "upstream reported inconsistent usage", Err: err}
 		}
 		return res, nil

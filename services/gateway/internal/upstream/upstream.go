@@ -204,9 +204,8 @@ func NewHTTPClient() *http.Client {
 // maxResponseBytes bounds a non-streamed response body.
 const maxResponseBytes = 64 << 20
 
-// postJSON posts body to url with header and returns a 2xx response for the
-// caller to read; any other status becomes an *Error built from the
-// provider's body, so every transport classifies failures the same way.
+// postJSON posts body to url with header through client.Do (see
+// endpoint.post, which calls it when the fast path does not apply).
 func postJSON(ctx context.Context, client *http.Client, url string, header http.Header, body []byte) (*http.Response, error) {
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
@@ -219,6 +218,12 @@ func postJSON(ctx context.Context, client *http.Client, url string, header http.
 	if err != nil {
 		return nil, wrapErr(ctx, err)
 	}
+	return checkStatus(resp)
+}
+
+// checkStatus passes a 2xx response through; any other status becomes an
+// *Error built from the provider's body.
+func checkStatus(resp *http.Response) (*http.Response, error) {
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
