@@ -30,7 +30,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -74,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	gatewayID := fs.String("gateway-id", "GATEWAY_ID", hostname, "this gateway instance's name in usage events")
 	authTTL := fs.Duration("auth-cache-ttl", "AUTH_CACHE_TTL", 5*time.Second, "how long an authenticated key is cached (blocking a key takes effect within it)")
 	withPprof := fs.Bool("pprof", "GATEWAY_PPROF", false, "serve net/http/pprof under /debug/pprof/ (profiling; off by default because it exposes internals on the API address)")
-	gcPercent := fs.Int("gc-percent", "GATEWAY_GC_PERCENT", 400, "Go GC target percentage (as GOGC); ignored when GOGC is set")
+	applyGC := serve.GCPercentFlag(fs, "GATEWAY_GC_PERCENT")
 	natsURL := stores.NATSURLFlag(fs)
 	if err := fs.Parse(args, getenv); err != nil {
 		return err
@@ -83,11 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if err != nil {
 		return err
 	}
-	// Every request allocates a few tens of KiB around a small live heap: at
-	// the default target the collector would run every few hundred requests.
-	if getenv("GOGC") == "" { // the runtime's own variable wins
-		debug.SetGCPercent(*gcPercent)
-	}
+	applyGC(getenv)
 	if *configPath == "" {
 		return errors.New("-config (GATEWAY_CONFIG) is required")
 	}
