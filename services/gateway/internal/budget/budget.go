@@ -135,19 +135,30 @@ func (c *Client) Authenticate(ctx context.Context, keyHash string) (*budgetv1.Ke
 // parts for is admitted here, from the grant (grants.go); any other goes to
 // the service, asking for a grant for the requests like it that follow.
 func (c *Client) Admit(ctx context.Context, req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, error) {
-	local, kind := c.grants.take(req)
-	if local != nil {
-		return local, nil
+	for {
+		local, kind, wait := c.grants.take(req)
+		if local != nil {
+			return local, nil
+		}
+		if wait != nil {
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, Classify("admit", ctx.Err())
+			}
+		}
+		asking := req.GetGrantParts() > 1
+		prompt, maxTokens := req.GetPromptTokens(), req.GetMaxTokens()
+		resp, err := c.admit.Admit(ctx, req)
+		if asking {
+			c.grants.asked(kind, prompt, maxTokens, resp) // resp is nil on error
+		}
+		if err != nil {
+			return nil, Classify("admit", err)
+		}
+		return resp, nil
 	}
-	prompt, maxTokens := req.GetPromptTokens(), req.GetMaxTokens()
-	resp, err := c.admit.Admit(ctx, req)
-	if err != nil {
-		return nil, Classify("admit", err)
-	}
-	if resp.GetAdmitted().GetGrant() != nil {
-		c.grants.keep(kind, prompt, maxTokens, resp)
-	}
-	return resp, nil
 }
 
 // Release implements Service.

@@ -47,7 +47,21 @@ type grantShape struct {
 	// ended is when its last block ended; a kind without a block for
 	// forgetAfter is forgotten.
 	ended time.Time
+	// asking is closed when the one request asking for this kind's next
+	// block has its answer; like requests that find no block wait for it
+	// rather than each asking for a block of their own (blocks would pile
+	// up, and each would end releasing most of its parts). askPrompt and
+	// askMax are that request's token counts.
+	asking            chan struct{}
+	askPrompt, askMax int64
+	// refused is when an ask last came back without a block (a denial,
+	// an error, a lease with no room): for noGrantWait after it, like
+	// requests ask on their own rather than queue behind one ask each.
+	refused time.Time
 }
+
+// noGrantWait: see grantShape.refused.
+const noGrantWait = 100 * time.Millisecond
 
 // forgetAfter is how long a kind of request without a block is remembered
 // (with what it asks for): end users and tags make kinds many.
@@ -98,16 +112,18 @@ func (b *grantBlock) covers(prompt, max int64) bool {
 	return max <= b.max
 }
 
-// take admits req from a block of its kind, if one covers it; otherwise it
-// sets req.GrantParts to what to ask the service for and returns the kind.
-func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, string) {
+// take admits req from a block of its kind, if one covers it. Otherwise it
+// returns a channel to wait on when a block that would cover req is being
+// asked for, or it sets req.GrantParts to what to ask the service for (a
+// request asking for more than one part must call asked when answered).
+func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, string, <-chan struct{}) {
 	key := shapeOf(req)
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	sh := g.shapes[key]
 	if sh == nil {
-		sh = &grantShape{asked: 1}
+		sh = &grantShape{asked: 2} // one more than itself: the demand that follows decides the rest
 		g.shapes[key] = sh
 	}
 	b := sh.cur
@@ -116,15 +132,42 @@ func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, stri
 		adm := proto.CloneOf(b.adm)
 		adm.ReservationId = redisstore.LeasePart(b.lease, b.next, adm.GetReservedNanos())
 		b.next++
-		return &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}, key
+		return &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}, key, nil
 	}
-	req.GrantParts = sh.asked
-	if usable {
+	req.GrantParts = 1
+	switch {
+	case usable:
 		// A request the block does not cover asks for no block of its own:
 		// replacing a block still in use would only release and re-reserve.
-		req.GrantParts = 1
+	case sh.asking != nil:
+		if (&grantBlock{prompt: sh.askPrompt, max: sh.askMax}).covers(req.GetPromptTokens(), req.GetMaxTokens()) {
+			return nil, key, sh.asking
+		}
+	case now.Sub(sh.refused) < noGrantWait:
+	default:
+		req.GrantParts = sh.asked
+		sh.asking = make(chan struct{})
+		sh.askPrompt, sh.askMax = req.GetPromptTokens(), req.GetMaxTokens()
 	}
-	return nil, key
+	return nil, key, nil
+}
+
+// asked ends the ask take started for a request of kind key with these
+// token counts: the block in resp (if any) becomes the kind's, and the
+// requests waiting for it go on.
+func (g *grants) asked(key string, prompt, max int64, resp *budgetv1.AdmitResponse) {
+	if resp.GetAdmitted().GetGrant() != nil {
+		g.keep(key, prompt, max, resp)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if sh := g.shapes[key]; sh != nil && sh.asking != nil {
+		close(sh.asking)
+		sh.asking = nil
+		if resp.GetAdmitted().GetGrant() == nil {
+			sh.refused = g.now()
+		}
+	}
 }
 
 // keep records the grant in resp (for a request of kind key with these

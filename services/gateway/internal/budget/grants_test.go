@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
@@ -87,23 +88,22 @@ func TestGrantsAdmitLikeRequestsLocally(t *testing.T) {
 		return resp.GetAdmitted()
 	}
 
-	first := admit(req("r1", "k", 100, 50)) // asks for 1: no grant yet
-	second := admit(req("r2", "k", 100, 50))
-	if n, asked, _ := svc.stats(); n != 2 || fmt.Sprint(asked) != "[1 1]" {
-		t.Fatalf("%d calls asking %v; want 2 calls asking [1 1] (no block yet to learn demand from)", n, asked)
+	first := admit(req("r1", "k", 100, 50))  // a new kind asks 2: one part granted
+	second := admit(req("r2", "k", 100, 50)) // from the grant
+	if n, asked, _ := svc.stats(); n != 1 || fmt.Sprint(asked) != "[2]" {
+		t.Fatalf("%d calls asking %v; want 1 call asking [2]", n, asked)
 	}
 	if first.ReservationId == second.ReservationId {
 		t.Fatalf("two admissions, one reservation: %v", first)
 	}
-
-	// Teach it demand: a grant is asked for once a block has closed with
-	// use. Simulate with a direct ask: the kind asks for 4.
-	c.grants.mu.Lock()
-	c.grants.shapes[shapeOf(req("", "k", 0, 0))].asked = 4
-	c.grants.mu.Unlock()
-	granting := admit(req("r3", "k", 100, 50)) // asks 4: 3 parts granted
+	admit(req("r3", "k", 100, 50))             // the block is used up: asks 2 again (no block has ended yet)
+	admit(req("r4", "k", 100, 50))             // from the new grant; r3's grant ended r1's block, which handed out 1
+	granting := admit(req("r5", "k", 100, 50)) // so the kind asks 2 × (1 + 1) = 4: three parts
+	if _, asked, _ := svc.stats(); fmt.Sprint(asked) != "[2 2 4]" {
+		t.Fatalf("asked %v; want [2 2 4]", asked)
+	}
 	seen := map[string]bool{granting.ReservationId: true}
-	for i, r := range []*budgetv1.AdmitRequest{req("r4", "k", 100, 50), req("r5", "k", 60, 10), req("r6", "k", 1, 1)} {
+	for i, r := range []*budgetv1.AdmitRequest{req("r6", "k", 100, 50), req("r6b", "k", 60, 10), req("r6c", "k", 1, 1)} {
 		a := admit(r)
 		lease, amount, ok := redisstore.ParseLeasePart(a.ReservationId)
 		if !ok || amount != 1000 || a.ReservedNanos != 1000 || seen[a.ReservationId] || a.CounterKeys[0] != "c1" {
@@ -116,12 +116,12 @@ func TestGrantsAdmitLikeRequestsLocally(t *testing.T) {
 	}
 	// Unlike requests go to the service; while a block is in use, they ask
 	// for no block of their own.
-	admit(req("r7", "other-key", 100, 50)) // a new kind: asks 1
+	admit(req("r7", "other-key", 100, 50)) // a new kind: asks 2
 	admit(req("r8", "k", 101, 50))         // the block is used up: asks 4, a block for prompts up to 101
 	admit(req("r9", "k", 100, 0))          // not covered (max_tokens unset), block in use: asks 1
 	admit(req("r10", "k", 100, 50))        // covered by r8's block
-	if n, asked, _ := svc.stats(); n != 6 || fmt.Sprint(asked) != "[1 1 4 1 4 1]" {
-		t.Fatalf("%d calls asking %v; want 6 asking [1 1 4 1 4 1]", n, asked)
+	if n, asked, _ := svc.stats(); n != 6 || fmt.Sprint(asked) != "[2 2 4 2 4 1]" {
+		t.Fatalf("%d calls asking %v; want 6 asking [2 2 4 2 4 1]", n, asked)
 	}
 
 	// A block nobody uses up is released, its rest as one part. r8's block
@@ -162,8 +162,8 @@ func TestGrantsForgetIdleKinds(t *testing.T) {
 	g.now = func() time.Time { return now }
 	grant := func(user string) {
 		req := &budgetv1.AdmitRequest{RequestId: "r", KeyId: "k", EndUserId: user, PromptTokens: 1}
-		_, kind := g.take(req)
-		g.keep(kind, 1, 0, &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: &budgetv1.Admission{
+		_, kind, _ := g.take(req)
+		g.asked(kind, 1, 0, &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: &budgetv1.Admission{
 			ReservationId: "lease:x/1/5", ReservedNanos: 5,
 			Grant: &budgetv1.LeaseGrant{LeaseId: "lease:x", FirstPart: 2, Parts: 3, HandOutFor: durationpb.New(time.Hour)}}}})
 	}
@@ -189,5 +189,48 @@ func TestGrantsForgetIdleKinds(t *testing.T) {
 	defer g.mu.Unlock()
 	if len(g.shapes) != 2 {
 		t.Fatalf("%d kinds remembered; want 2 (the one with a block, and the new one)", len(g.shapes))
+	}
+}
+
+// Like requests that find no block while one of them asks for it wait for
+// its answer instead of asking too: a burst of them costs a few calls, and
+// the block's parts go to the burst.
+func TestGrantsOneAskPerKind(t *testing.T) {
+	svc := &grantingService{handOutFor: time.Second, released: map[string]bool{}}
+	c := startBudget(t, svc)
+	c.grants.mu.Lock()
+	c.grants.maxParts = 64
+	c.grants.mu.Unlock()
+	seed := &budgetv1.AdmitRequest{RequestId: "seed", KeyId: "k", ModelGroup: "g", PromptTokens: 10, MaxTokens: 10}
+	_, kind, _ := c.grants.take(proto.CloneOf(seed))
+	c.grants.mu.Lock()
+	c.grants.shapes[kind].asked = 64
+	c.grants.shapes[kind].asking = nil
+	c.grants.mu.Unlock()
+
+	var wg sync.WaitGroup
+	ids := make([]string, 40)
+	for i := range ids {
+		wg.Go(func() {
+			r := proto.CloneOf(seed)
+			r.RequestId = fmt.Sprint("burst-", i)
+			resp, err := c.Admit(context.Background(), r)
+			if err != nil || resp.GetAdmitted() == nil {
+				t.Errorf("admit: %v %v", resp, err)
+				return
+			}
+			ids[i] = resp.GetAdmitted().GetReservationId()
+		})
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Fatalf("reservation %s handed out twice", id)
+		}
+		seen[id] = true
+	}
+	if n, asked, _ := svc.stats(); n > 4 {
+		t.Fatalf("%d calls (asking %v) for 40 like requests; want the burst served from one ask", n, asked)
 	}
 }
