@@ -80,6 +80,9 @@ type shape struct {
 	prev    *lease        // the one before, for retried request ids
 	opening chan struct{} // closed when the lease being reserved is in
 	used    time.Time     // last admission
+	// closing are this set's leases whose rest is being released, each
+	// with a channel closed when it is.
+	closing map[*lease]chan struct{}
 }
 
 type lease struct {
@@ -170,10 +173,24 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 		sh.opening = done
 		l.mu.Unlock()
 
-		// The old lease's rest goes back first: reserving the new one while
-		// it is still held would count it twice against the headroom.
-		l.close(old)
+		// The old lease's rest goes back after the new lease is in, off the
+		// path of the requests waiting for it — unless the new one is
+		// denied: the rest, still held, may be what denied it, so it goes
+		// back first and the estimate is asked for again.
 		le, res, err := l.open(ctx, leaseID, size, amount, keys, limits, now)
+		if err == nil && !res.Admitted {
+			if l.settle(sh, old) {
+				l.mu.Lock()
+				l.seq++
+				leaseID = redisstore.LeaseID(l.prefix + uitoa(l.seq))
+				l.mu.Unlock()
+				le, res, err = l.open(ctx, leaseID, amount, amount, keys, limits, now)
+			}
+			old = nil
+		}
+		if old != nil {
+			l.closeAsync(sh, old)
+		}
 
 		l.mu.Lock()
 		sh.opening = nil
@@ -324,9 +341,59 @@ func (l *leases) closeLater(sk string, le *lease) {
 		if sh.opening == nil && !sh.used.After(le.opened) {
 			delete(l.shapes, sk)
 		}
+		done := sh.closingAdd(le)
 		l.mu.Unlock()
 		l.close(le)
+		l.closed(sh, le, done)
 	})
+}
+
+// closeAsync releases le's rest off the caller's path.
+func (l *leases) closeAsync(sh *shape, le *lease) {
+	l.mu.Lock()
+	done := sh.closingAdd(le)
+	l.mu.Unlock()
+	go func() {
+		l.close(le)
+		l.closed(sh, le, done)
+	}()
+}
+
+// closingAdd records that le's rest is being released. l.mu is held.
+func (sh *shape) closingAdd(le *lease) chan struct{} {
+	if sh.closing == nil {
+		sh.closing = map[*lease]chan struct{}{}
+	}
+	done := make(chan struct{})
+	sh.closing[le] = done
+	return done
+}
+
+func (l *leases) closed(sh *shape, le *lease, done chan struct{}) {
+	l.mu.Lock()
+	delete(sh.closing, le)
+	l.mu.Unlock()
+	close(done)
+}
+
+// settle gives back every rest of sh's leases still held — old's, and the
+// ones being released — and reports whether there was any: a new lease
+// denied while they were held may fit once they are not.
+func (l *leases) settle(sh *shape, old *lease) bool {
+	l.mu.Lock()
+	var waits []chan struct{}
+	for _, done := range sh.closing {
+		waits = append(waits, done)
+	}
+	l.mu.Unlock()
+	for _, done := range waits {
+		<-done
+	}
+	if old != nil && old.size > old.used {
+		l.close(old)
+		return true
+	}
+	return len(waits) > 0
 }
 
 func uitoa(n uint64) string {
