@@ -261,6 +261,16 @@ func TestAdminAPIAgainstTheStack(t *testing.T) {
 	if _, v := c.call("GET", "/spend/logs?api_key="+token+"&start_date="+today+"&end_date="+today, masterKey, ""); len(v.([]any)) != 1 {
 		t.Fatalf("spend/logs for today %v", v)
 	}
+	// The row carries the call's id, and request_id finds it.
+	callID := res.Header.Get("X-Litellm-Call-Id")
+	if callID == "" || at(rows[0], "request_id") != callID {
+		t.Fatalf("spend/logs request_id %v; want the call id %q", at(rows[0], "request_id"), callID)
+	}
+	for id, want := range map[string]int{callID: 1, "no-such-call": 0} {
+		if _, v := c.call("GET", "/spend/logs?api_key="+token+"&request_id="+id, masterKey, ""); len(v.([]any)) != want {
+			t.Fatalf("spend/logs?request_id=%s: %v; want %d rows", id, v, want)
+		}
+	}
 
 	pb := c.ok("GET", "/provider/budgets", masterKey, "")
 	if num(pb, "providers.openai.budget_limit") != "100" || at(pb, "providers.openai.time_period") != "1d" || num(pb, "providers.openai.spend") != cost ||
