@@ -165,8 +165,18 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 			}
 		}
 		old := sh.cur
-		sh.cur, sh.prev = nil, old
-		size := l.size(old, amount, now)
+		basis := old
+		if basis == nil {
+			// Closed by age: its demand still sizes the next one (sizing
+			// from nothing would make it the bare estimate, and the one
+			// after it would follow at once).
+			basis = sh.prev
+		}
+		if old != nil {
+			sh.prev = old
+		}
+		sh.cur = nil
+		size := l.size(basis, amount, now)
 		l.seq++
 		leaseID := redisstore.LeaseID(l.prefix + uitoa(l.seq))
 		done := make(chan struct{})

@@ -162,3 +162,27 @@ func TestLeaseSize(t *testing.T) {
 		}
 	}
 }
+
+// A lease closed by age still sizes the next one: the counter set's next
+// lease is not the bare estimate again.
+func TestLeaseClosedByAgeSizesTheNext(t *testing.T) {
+	const amount, limit = 1_000, 1_000_000_000
+	f := &fakeCounters{limit: limit, reserved: map[string]int64{}}
+	l := newTestLeases(f, 30*time.Millisecond)
+	keys, limits := []string{"k"}, []int64{limit}
+	for i := range 50 {
+		if d, err := l.admit(context.Background(), fmt.Sprint("a", i), amount, keys, limits, time.Now(), 1); err != nil || !d.admitted {
+			t.Fatalf("admit: %+v %v", d, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the lease closes by age
+	before := f.reserves
+	for i := range 10 {
+		if d, err := l.admit(context.Background(), fmt.Sprint("b", i), amount, keys, limits, time.Now(), 1); err != nil || !d.admitted {
+			t.Fatalf("admit: %+v %v", d, err)
+		}
+	}
+	if n := f.reserves - before; n != 1 {
+		t.Fatalf("%d reservations for 10 admissions after an aged-out lease; want one lease sized by the last", n)
+	}
+}
