@@ -57,7 +57,7 @@ model_list:
 general_settings:
   master_key: sk-bench-master
 `, stub)
-	st := harness.StartStack(b, harness.WithGatewayConfigYAML(cfg), harness.WithLogLevel("warn"))
+	st := harness.StartStack(b, append(profileArgs("gateway"), harness.WithGatewayConfigYAML(cfg), harness.WithLogLevel("warn"))...)
 	budget := budgetv1connect.NewBudgetServiceClient(http.DefaultClient, st.BudgetURL)
 	res, err := budget.CreateKey(context.Background(), connect.NewRequest(&budgetv1.CreateKeyRequest{
 		Key:     &budgetv1.Key{KeyAlias: "bench", TeamId: ""},
@@ -173,8 +173,10 @@ func BenchmarkGatewayOverhead(b *testing.B) {
 	gp50, gp99 := percentile(g1, 0.50), percentile(g1, 0.99)
 
 	drate, dl := concurrent(b, direct, 50, dur)
+	prof := startProfile(b, st, "gateway", int(min(dur, 5*time.Second)/time.Second))
 	grate, gl := concurrent(b, gw, 50, dur)
 	b.StopTimer()
+	prof.stop(len(gl))
 
 	serialNote := fmt.Sprintf("%d calls each way: direct p50 %.2f ms, p99 %.2f ms; gateway p50 %.2f ms, p99 %.2f ms",
 		n, ms(dp50), ms(dp99), ms(gp50), ms(gp99))

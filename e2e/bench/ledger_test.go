@@ -56,7 +56,7 @@ func natsJS(b *testing.B, url string) jetstream.JetStream {
 // first committed batch to the last (Postgres recorded_at).
 func BenchmarkLedgerIngest(b *testing.B) {
 	events := ledgerEvents()
-	st := harness.StartStack(b, append(profileArgs(), harness.WithLogLevel("warn"))...)
+	st := harness.StartStack(b, append(profileArgs("ledger"), harness.WithLogLevel("warn"))...)
 	st.Service("ledger").Stop()
 	s := natsJS(b, st.NATSURL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -82,7 +82,7 @@ func BenchmarkLedgerIngest(b *testing.B) {
 	defer pool.Close()
 	b.ResetTimer()
 	st.Service("ledger").Start()
-	prof := startProfile(b, st, 3)
+	prof := startProfile(b, st, "ledger", 3)
 	var n int64
 	for n < int64(events) {
 		if ctx.Err() != nil {
@@ -94,7 +94,7 @@ func BenchmarkLedgerIngest(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	prof.stop()
+	prof.stop(events)
 	var span float64
 	if err := pool.QueryRow(ctx, `SELECT extract(epoch FROM max(recorded_at) - min(recorded_at))::float8 FROM ledger_entries`).Scan(&span); err != nil {
 		b.Fatal(err)

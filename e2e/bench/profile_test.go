@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,18 +16,32 @@ import (
 	"github.com/spendledger/spendledger/e2e/harness"
 )
 
-// profileEnv names a directory: when set, BenchmarkLedgerIngest runs the
-// ledger with -pprof, writes a CPU profile of it taken during the drain to
-// ledger.cpu.pprof there, and logs the CPU time each process of the stack
-// spent during the drain (where the two cores went). Diagnostics only: the
-// profile's own overhead lowers the figure a little.
+// profileEnv names a directory: when set, BenchmarkLedgerIngest (the ledger)
+// and BenchmarkGatewayOverhead (the gateway, at concurrency 50) run that
+// service with -pprof, write a CPU profile of it taken during the measured
+// phase to <service>.cpu.pprof there, and log the CPU time each process of
+// the stack spent meanwhile (where the two cores went). Diagnostics only:
+// the profile's own overhead lowers the figure a little.
 const profileEnv = "SPENDLEDGER_BENCH_PROFILE"
+
+// profileArgs are the harness options a profiled service needs.
+func profileArgs(service string) []harness.Option {
+	if os.Getenv(profileEnv) == "" {
+		return nil
+	}
+	return []harness.Option{harness.WithServiceArgs(service, "--pprof")}
+}
+
+// stackServices are the product's services, whose CPU a profile logs.
+var stackServices = []string{"gateway", "budget", "pricing", "ledger"}
 
 // profiler captures where the CPU went while a benchmark ran.
 type profiler struct {
-	b   *testing.B
-	dir string
-	// metricsURL is the ledger's /metrics, for its per-stage batch times.
+	b       *testing.B
+	dir     string
+	service string
+	// metricsURL is the ledger's /metrics, for its per-stage batch times
+	// ("" when the ledger is not the one profiled).
 	metricsURL string
 	procs      map[string][]int // name -> pids whose CPU time is summed
 	start      map[string]float64
@@ -34,8 +49,8 @@ type profiler struct {
 	done       chan struct{}
 }
 
-// startProfile begins sampling; it returns nil when profiling is off.
-func startProfile(b *testing.B, st *harness.Stack, seconds int) *profiler {
+// startProfile begins sampling service; it returns nil when profiling is off.
+func startProfile(b *testing.B, st *harness.Stack, service string, seconds int) *profiler {
 	dir := os.Getenv(profileEnv)
 	if dir == "" {
 		return nil
@@ -43,8 +58,15 @@ func startProfile(b *testing.B, st *harness.Stack, seconds int) *profiler {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	p := &profiler{b: b, dir: dir, metricsURL: st.Service("ledger").URL + "/metrics", procs: map[string][]int{}, done: make(chan struct{})}
-	p.procs["ledger"] = []int{st.Service("ledger").PID()}
+	p := &profiler{b: b, dir: dir, service: service, procs: map[string][]int{}, done: make(chan struct{})}
+	if service == "ledger" {
+		p.metricsURL = st.Service("ledger").URL + "/metrics"
+	}
+	for _, s := range stackServices {
+		if svc := st.Service(s); svc != nil && svc.PID() > 0 {
+			p.procs[s] = []int{svc.PID()}
+		}
+	}
 	p.procs["bench driver"] = []int{os.Getpid()}
 	for name, u := range map[string]string{"nats-server": st.NATSURL, "redis-server": st.RedisURL, "postgres": st.PostgresURL} {
 		pu, err := url.Parse(u)
@@ -57,13 +79,13 @@ func startProfile(b *testing.B, st *harness.Stack, seconds int) *profiler {
 	p.t0 = time.Now()
 	go func() {
 		defer close(p.done)
-		resp, err := http.Get(st.Service("ledger").URL + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds))
+		resp, err := http.Get(st.Service(service).URL + "/debug/pprof/profile?seconds=" + strconv.Itoa(seconds))
 		if err != nil {
 			b.Logf("profile: %v", err)
 			return
 		}
 		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(dir, "ledger.cpu.pprof"))
+		f, err := os.Create(filepath.Join(dir, service+".cpu.pprof"))
 		if err != nil {
 			b.Logf("profile: %v", err)
 			return
@@ -76,9 +98,10 @@ func startProfile(b *testing.B, st *harness.Stack, seconds int) *profiler {
 	return p
 }
 
-// stop logs each process's share of the CPU since startProfile and waits for
-// the CPU profile to be written.
-func (p *profiler) stop() {
+// stop logs each process's share of the CPU since startProfile (and, given
+// the operations done meanwhile, its CPU per operation) and waits for the
+// CPU profile to be written.
+func (p *profiler) stop(ops int) {
 	if p == nil {
 		return
 	}
@@ -86,13 +109,28 @@ func (p *profiler) stop() {
 	end := p.cpu()
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "CPU seconds over %.2fs of wall time (2 cores = %.2f):", wall, 2*wall)
-	for _, name := range []string{"ledger", "postgres", "redis-server", "nats-server", "bench driver"} {
-		fmt.Fprintf(&sb, " %s %.2f (%.0f%% of one core);", name, end[name]-p.start[name], 100*(end[name]-p.start[name])/wall)
+	total := 0.0
+	for _, name := range append(slices.Clone(stackServices), "postgres", "redis-server", "nats-server", "bench driver") {
+		if _, ok := p.procs[name]; !ok {
+			continue
+		}
+		used := end[name] - p.start[name]
+		total += used
+		fmt.Fprintf(&sb, " %s %.2f (%.0f%% of one core", name, used, 100*used/wall)
+		if ops > 0 {
+			fmt.Fprintf(&sb, ", %.1f µs/op", 1e6*used/float64(ops))
+		}
+		sb.WriteString(");")
+	}
+	if ops > 0 {
+		fmt.Fprintf(&sb, " all %.1f µs/op over %d ops", 1e6*total/float64(ops), ops)
 	}
 	p.b.Log(sb.String())
-	p.b.Log(stageTimes(p.metricsURL))
+	if p.metricsURL != "" {
+		p.b.Log(stageTimes(p.metricsURL))
+	}
 	<-p.done
-	p.b.Logf("CPU profile of the ledger: go tool pprof %s", filepath.Join(p.dir, "ledger.cpu.pprof"))
+	p.b.Logf("CPU profile of the %s: go tool pprof %s", p.service, filepath.Join(p.dir, p.service+".cpu.pprof"))
 }
 
 // cpu returns user+system CPU seconds per name; for postgres the postmaster
@@ -182,14 +220,6 @@ func procCPU(pid int) float64 {
 	u, _ := strconv.ParseFloat(f[11], 64)
 	s, _ := strconv.ParseFloat(f[12], 64)
 	return (u + s) / 100
-}
-
-// profileArgs are the extra stack options profiling needs.
-func profileArgs() []harness.Option {
-	if os.Getenv(profileEnv) == "" {
-		return nil
-	}
-	return []harness.Option{harness.WithServiceArgs("ledger", "--pprof")}
 }
 
 // stageTimes summarizes the ledger's ledger_batch_stage_seconds: total
