@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -96,12 +97,7 @@ type lease struct {
 	// states are the counters as the lease's reservation left them.
 	states []redisstore.State
 	limits []int64
-	parts  map[string]part // by request id
-}
-
-type part struct {
-	id     string
-	amount int64
+	parts  map[string]string // part id by request id
 }
 
 // decision is what reserving decided: admitted under a reservation (a
@@ -178,7 +174,7 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 		sh.cur = nil
 		size := l.size(basis, amount, now)
 		l.seq++
-		leaseID := redisstore.LeaseID(l.prefix + uitoa(l.seq))
+		leaseID := redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
 		done := make(chan struct{})
 		sh.opening = done
 		l.mu.Unlock()
@@ -192,7 +188,7 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 			if l.settle(sh, old) {
 				l.mu.Lock()
 				l.seq++
-				leaseID = redisstore.LeaseID(l.prefix + uitoa(l.seq))
+				leaseID = redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
 				l.mu.Unlock()
 				le, res, err = l.open(ctx, leaseID, amount, amount, keys, limits, now)
 			}
@@ -232,7 +228,7 @@ func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Durati
 			continue
 		}
 		if p, ok := le.parts[id]; ok {
-			return le.grant(p.id), true
+			return le.grant(p), true
 		}
 	}
 	le := sh.cur
@@ -241,9 +237,9 @@ func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Durati
 	}
 	le.n++
 	le.used += amount
-	p := part{id: redisstore.LeasePart(le.id, le.n, amount), amount: amount}
+	p := redisstore.LeasePart(le.id, le.n, amount)
 	le.parts[id] = p
-	d := le.grant(p.id)
+	d := le.grant(p)
 	if more := min(want-1, uint64((le.size-le.used)/amount)); want > 1 && more > 0 {
 		d.grant = grant{lease: le.id, first: le.n + 1, parts: more, handOutFor: maxAge - now.Sub(le.opened)}
 		le.n += more
@@ -307,7 +303,7 @@ func (l *leases) open(ctx context.Context, id string, size, amount int64, keys [
 	if err == nil && !res.Admitted && size > amount {
 		l.mu.Lock()
 		l.seq++
-		req.ID = redisstore.LeaseID(l.prefix + uitoa(l.seq))
+		req.ID = redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
 		l.mu.Unlock()
 		req.Amount, size = amount, amount
 		res, err = l.reserve(ctx, req)
@@ -317,7 +313,7 @@ func (l *leases) open(ctx context.Context, id string, size, amount int64, keys [
 	}
 	l.opened.Inc()
 	return &lease{id: req.ID, keys: keys, size: size, opened: now, expires: res.ExpiresAt,
-		states: res.States, limits: limits, parts: map[string]part{}}, res, nil
+		states: res.States, limits: limits, parts: map[string]string{}}, res, nil
 }
 
 // close releases what nobody took of a lease that hands out no more
@@ -404,19 +400,4 @@ func (l *leases) settle(sh *shape, old *lease) bool {
 		return true
 	}
 	return len(waits) > 0
-}
-
-func uitoa(n uint64) string {
-	const digits = "0123456789"
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = digits[n%10]
-		n /= 10
-	}
-	return string(b[i:])
 }
