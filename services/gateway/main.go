@@ -175,8 +175,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log.Info("gateway configured", "deployments", len(set.Deployments), "model_groups", len(set.Groups), "ledger_url", *ledgerURL)
 
 	runErr := srv.Run(ctx, *sf.Addr, *sf.Grace)
-	// Every request has finished: wait for the acks of events in flight and
-	// spool what was not acknowledged.
+	// Every request has finished: give back the lease parts no request took,
+	// wait for the acks of events in flight and spool what was not
+	// acknowledged.
+	budgetClient.Close()
 	cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := pub.Close(cctx); err != nil {

@@ -161,6 +161,10 @@ func (c *Client) Admit(ctx context.Context, req *budgetv1.AdmitRequest) (*budget
 	}
 }
 
+// Close releases the parts of every grant this client has not handed out.
+// Call it once no more requests are admitted (after the server drained).
+func (c *Client) Close() { c.grants.closeAll() }
+
 // Release implements Service.
 func (c *Client) Release(ctx context.Context, reservationID string, counterKeys []string) error {
 	if _, err := c.c.Release(ctx, connect.NewRequest(&budgetv1.ReleaseRequest{ReservationId: reservationID, CounterKeys: counterKeys})); err != nil {

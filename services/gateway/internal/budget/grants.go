@@ -207,6 +207,23 @@ func (g *grants) keep(key string, prompt, max int64, resp *budgetv1.AdmitRespons
 	}
 }
 
+// closeAll ends every block, releasing what they did not hand out: on
+// shutdown, so that a stopped gateway does not hold budget until its
+// blocks' leases expire.
+func (g *grants) closeAll() {
+	g.mu.Lock()
+	open := map[*grantBlock]string{}
+	for k, sh := range g.shapes {
+		if sh.cur != nil {
+			open[sh.cur] = k
+		}
+	}
+	g.mu.Unlock()
+	for b, k := range open {
+		g.close(k, b)
+	}
+}
+
 // close ends a block and releases the parts it did not hand out, in one
 // release of a part id carrying their sum; the kind's next request asks for
 // twice what this block handed out.

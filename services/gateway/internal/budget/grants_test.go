@@ -234,3 +234,20 @@ func TestGrantsOneAskPerKind(t *testing.T) {
 		t.Fatalf("%d calls (asking %v) for 40 like requests; want the burst served from one ask", n, asked)
 	}
 }
+
+// Close gives back what a grant has not handed out.
+func TestCloseReleasesGrants(t *testing.T) {
+	svc := &grantingService{handOutFor: time.Hour, released: map[string]bool{}}
+	c := startBudget(t, svc)
+	req := &budgetv1.AdmitRequest{RequestId: "r1", KeyId: "k", ModelGroup: "g", PromptTokens: 100, MaxTokens: 10}
+	resp, err := c.Admit(context.Background(), req) // a new kind asks 2: one part granted, none handed out
+	if err != nil {
+		t.Fatal(err)
+	}
+	lease, _, _ := redisstore.ParseLeasePart(resp.GetAdmitted().GetReservationId())
+	c.Close()
+	want := redisstore.LeasePart(lease, 2, 1000)
+	if _, _, rel := svc.stats(); !rel[want] {
+		t.Fatalf("released %v after Close; want %s", rel, want)
+	}
+}
