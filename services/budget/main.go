@@ -208,6 +208,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		}
 	}()
 	err = srv.Run(ctx, *sf.Addr, *sf.Grace)
+	svc.Close() // the leases' rests go back while Redis is still up
 	stopBackground()
 	<-cacheDone
 	<-watcherDone

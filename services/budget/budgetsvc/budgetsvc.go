@@ -67,6 +67,9 @@ type Service struct {
 	Cache   *cache.Cache
 	Handler *api.Handler
 	pool    *pgxpool.Pool
+	// closeAdmission gives back what admission holds for requests that
+	// will not come (lease rests); nil without admission.
+	closeAdmission func()
 }
 
 // New wires the store, the cache and the handler. Call RunCache for the cache
@@ -91,7 +94,20 @@ func New(cfg Config) *Service {
 		admitter, spend = cfg.Admission(c)
 	}
 	h := api.New(api.Config{Store: st, Keys: c, SpendReader: spend, Admitter: admitter, Log: log})
-	return &Service{Store: st, Cache: c, Handler: h, pool: cfg.Pool}
+	svc := &Service{Store: st, Cache: c, Handler: h, pool: cfg.Pool}
+	if cl, ok := admitter.(interface{ Close() }); ok {
+		svc.closeAdmission = cl.Close
+	}
+	return svc
+}
+
+// Close gives back what admission holds for requests that will not come:
+// the unused rest of every open lease. Call it once the server has stopped
+// admitting (after it drained); otherwise the rests count until their TTL.
+func (s *Service) Close() {
+	if s.closeAdmission != nil {
+		s.closeAdmission()
+	}
 }
 
 // Routes returns the Connect handler and the path to mount it on.

@@ -161,6 +161,14 @@ func New(cfg Config) *Admitter {
 	return a
 }
 
+// Close releases the unused rest of every open lease. Call it once no more
+// requests are admitted.
+func (a *Admitter) Close() {
+	if a.leases != nil {
+		a.leases.closeAll()
+	}
+}
+
 // Release implements the Release RPC: it voids a reservation on the counters
 // it holds. Releasing twice, or after settlement or expiry, is a no-op.
 func (a *Admitter) Release(ctx context.Context, req *connect.Request[budgetv1.ReleaseRequest]) (*connect.Response[budgetv1.ReleaseResponse], error) {

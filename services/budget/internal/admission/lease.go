@@ -354,6 +354,23 @@ func (l *leases) closeLater(sk string, le *lease) {
 	})
 }
 
+// closeAll closes every open lease, releasing its rest: on shutdown.
+func (l *leases) closeAll() {
+	l.mu.Lock()
+	var open []*lease
+	for _, sh := range l.shapes {
+		if le := sh.cur; le != nil {
+			// Taken under the lock: no part is handed out after this.
+			sh.cur, sh.prev = nil, le
+			open = append(open, le)
+		}
+	}
+	l.mu.Unlock()
+	for _, le := range open {
+		l.close(le)
+	}
+}
+
 // closeAsync releases le's rest off the caller's path.
 func (l *leases) closeAsync(sh *shape, le *lease) {
 	l.mu.Lock()

@@ -186,3 +186,21 @@ func TestLeaseClosedByAgeSizesTheNext(t *testing.T) {
 		t.Fatalf("%d reservations for 10 admissions after an aged-out lease; want one lease sized by the last", n)
 	}
 }
+
+// closeAll gives every open lease's rest back.
+func TestLeasesCloseAll(t *testing.T) {
+	const amount, limit = 1_000, 1_000_000_000
+	f := &fakeCounters{limit: limit, reserved: map[string]int64{}}
+	l := newTestLeases(f, time.Hour)
+	for _, k := range []string{"a", "b"} {
+		for i := range 20 { // grows past the bare estimate
+			if d, err := l.admit(context.Background(), fmt.Sprint(k, i), amount, []string{k}, []int64{limit}, time.Now(), 1); err != nil || !d.admitted {
+				t.Fatalf("admit: %+v %v", d, err)
+			}
+		}
+	}
+	l.closeAll()
+	if got := f.held(); got != 40*amount {
+		t.Fatalf("counters hold %d after closeAll; want the 40 parts handed out, %d", got, 40*amount)
+	}
+}
