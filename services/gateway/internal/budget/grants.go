@@ -129,8 +129,15 @@ func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, stri
 	b := sh.cur
 	usable := b != nil && !b.closed && b.next < b.end && now.Before(b.until)
 	if usable && b.covers(req.GetPromptTokens(), req.GetMaxTokens()) {
-		adm := proto.CloneOf(b.adm)
-		adm.ReservationId = redisstore.LeasePart(b.lease, b.next, adm.GetReservedNanos())
+		// The granting admission's parts are shared, not cloned: nothing
+		// downstream writes to an Admission.
+		g0 := b.adm
+		adm := &budgetv1.Admission{
+			ReservationId: redisstore.LeasePart(b.lease, b.next, g0.GetReservedNanos()),
+			ExpiresAt:     g0.GetExpiresAt(), ReservedNanos: g0.GetReservedNanos(),
+			AllowedDeploymentIds: g0.GetAllowedDeploymentIds(), Budgets: g0.GetBudgets(),
+			CounterKeys: g0.GetCounterKeys(), CandidateCounters: g0.GetCandidateCounters(),
+		}
 		b.next++
 		return &budgetv1.AdmitResponse{Decision: &budgetv1.AdmitResponse_Admitted{Admitted: adm}}, key, nil
 	}

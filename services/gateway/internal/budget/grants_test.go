@@ -11,6 +11,7 @@ import (
 	"connectrpc.com/connect"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	budgetv1 "github.com/spendledger/spendledger/gen/spendledger/budget/v1"
 	"github.com/spendledger/spendledger/gen/spendledger/budget/v1/budgetv1connect"
@@ -41,7 +42,12 @@ func (s *grantingService) AdmitBatch(_ context.Context, r *connect.Request[budge
 		s.leases++
 		lease := redisstore.LeaseID(fmt.Sprint(s.leases))
 		est := 10 * req.PromptTokens
-		adm := &budgetv1.Admission{ReservationId: redisstore.LeasePart(lease, 1, est), ReservedNanos: est, CounterKeys: []string{"c1"}}
+		// Every field set, so that the test below notices a local admission
+		// that lacks one.
+		adm := &budgetv1.Admission{ReservationId: redisstore.LeasePart(lease, 1, est), ReservedNanos: est, CounterKeys: []string{"c1"},
+			ExpiresAt: timestamppb.New(time.Unix(1_800_000_000, 0)), AllowedDeploymentIds: []string{"d"},
+			Budgets:           []*budgetv1.BudgetStatus{{BudgetId: "b", LimitNanos: 5}},
+			CandidateCounters: []*budgetv1.CandidateCounters{{DeploymentId: "d", CounterKeys: []string{"c2"}}}}
 		if req.GrantParts > 1 {
 			adm.Grant = &budgetv1.LeaseGrant{LeaseId: lease, FirstPart: 2, Parts: req.GrantParts - 1, HandOutFor: durationpb.New(s.handOutFor)}
 		}
@@ -103,6 +109,16 @@ func TestGrantsAdmitLikeRequestsLocally(t *testing.T) {
 		t.Fatalf("asked %v; want [2 2 4]", asked)
 	}
 	seen := map[string]bool{granting.ReservationId: true}
+	// A local admission is the granting one but for its reservation id (and
+	// the grant itself): every field of Admission, so a field added later
+	// that the local copy misses fails here.
+	fields := granting.ProtoReflect().Descriptor().Fields()
+	for i := range fields.Len() {
+		if f := fields.Get(i); !granting.ProtoReflect().Has(f) {
+			t.Fatalf("the fake service leaves Admission.%s unset; set it so local admissions are checked for it", f.Name())
+		}
+	}
+
 	for i, r := range []*budgetv1.AdmitRequest{req("r6", "k", 100, 50), req("r6b", "k", 60, 10), req("r6c", "k", 1, 1)} {
 		a := admit(r)
 		lease, amount, ok := redisstore.ParseLeasePart(a.ReservationId)
@@ -110,6 +126,13 @@ func TestGrantsAdmitLikeRequestsLocally(t *testing.T) {
 			t.Fatalf("local admission %d: %v (lease %q)", i, a, lease)
 		}
 		seen[a.ReservationId] = true
+		if i == 0 {
+			got := proto.CloneOf(a)
+			got.ReservationId, got.Grant = granting.ReservationId, granting.Grant
+			if !proto.Equal(got, granting) {
+				t.Fatalf("local admission %v differs from the granting %v beyond its reservation id", a, granting)
+			}
+		}
 	}
 	if n, _, _ := svc.stats(); n != 3 {
 		t.Fatalf("%d calls; want the 3 like requests admitted locally", n)
