@@ -173,8 +173,7 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 		}
 		sh.cur = nil
 		size := l.size(basis, amount, now)
-		l.seq++
-		leaseID := redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
+		leaseID := l.nextID()
 		done := make(chan struct{})
 		sh.opening = done
 		l.mu.Unlock()
@@ -187,8 +186,7 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 		if err == nil && !res.Admitted {
 			if l.settle(sh, old) {
 				l.mu.Lock()
-				l.seq++
-				leaseID = redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
+				leaseID = l.nextID()
 				l.mu.Unlock()
 				le, res, err = l.open(ctx, leaseID, amount, amount, keys, limits, now)
 			}
@@ -219,6 +217,12 @@ func (l *leases) admit(ctx context.Context, id string, amount int64, keys []stri
 	}
 }
 
+// nextID is a new lease id, unique to this process. l.mu is held.
+func (l *leases) nextID() string {
+	l.seq++
+	return redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
+}
+
 // take hands out a part of the open lease (and a grant of up to want-1 more
 // that fit), or the part a retried request id already has (no grant: the
 // first answer had it). l.mu is held.
@@ -228,7 +232,7 @@ func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Durati
 			continue
 		}
 		if p, ok := le.parts[id]; ok {
-			return le.grant(p), true
+			return le.admission(p), true
 		}
 	}
 	le := sh.cur
@@ -239,18 +243,21 @@ func (sh *shape) take(id string, amount int64, now time.Time, maxAge time.Durati
 	le.used += amount
 	p := redisstore.LeasePart(le.id, le.n, amount)
 	le.parts[id] = p
-	d := le.grant(p)
-	if more := min(want-1, uint64((le.size-le.used)/amount)); want > 1 && more > 0 {
-		d.grant = grant{lease: le.id, first: le.n + 1, parts: more, handOutFor: maxAge - now.Sub(le.opened)}
-		le.n += more
-		le.used += int64(more) * amount
+	d := le.admission(p)
+	if want > 1 {
+		if more := min(want-1, uint64((le.size-le.used)/amount)); more > 0 {
+			d.grant = grant{lease: le.id, first: le.n + 1, parts: more, handOutFor: maxAge - now.Sub(le.opened)}
+			le.n += more
+			le.used += int64(more) * amount
+		}
 	}
 	return d, true
 }
 
-// grant reports an admission: the counters as the lease's reservation left
-// them, less the rest nobody holds yet (it is not in flight).
-func (le *lease) grant(partID string) decision {
+// admission reports an admission with part partID: the counters as the
+// lease's reservation left them, less the rest nobody holds yet (it is not
+// in flight).
+func (le *lease) admission(partID string) decision {
 	rest := le.size - le.used
 	states := make([]redisstore.State, len(le.states))
 	for i, st := range le.states {
@@ -302,8 +309,7 @@ func (l *leases) open(ctx context.Context, id string, size, amount int64, keys [
 	res, err := l.reserve(ctx, req)
 	if err == nil && !res.Admitted && size > amount {
 		l.mu.Lock()
-		l.seq++
-		req.ID = redisstore.LeaseID(l.prefix + strconv.FormatUint(l.seq, 10))
+		req.ID = l.nextID()
 		l.mu.Unlock()
 		req.Amount, size = amount, amount
 		res, err = l.reserve(ctx, req)

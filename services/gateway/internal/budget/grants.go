@@ -68,7 +68,7 @@ const noGrantWait = 100 * time.Millisecond
 const forgetAfter = time.Minute
 
 type grantBlock struct {
-	adm    *budgetv1.Admission // the granting request's, without its grant
+	adm    *budgetv1.Admission // the granting request's
 	lease  string
 	first  uint64
 	prompt int64
@@ -99,17 +99,17 @@ func shapeOf(req *budgetv1.AdmitRequest) string {
 	return string(b)
 }
 
-// covers reports whether a request with these token counts has an estimate
-// no larger than the granting one's. max_tokens 0 means the configured cap,
-// which only equals itself.
-func (b *grantBlock) covers(prompt, max int64) bool {
-	if prompt > b.prompt {
+// covers reports whether a request with token counts prompt and max has an
+// estimate no larger than one with refPrompt and refMax. max_tokens 0 means
+// the configured cap, which only equals itself.
+func covers(refPrompt, refMax, prompt, max int64) bool {
+	if prompt > refPrompt {
 		return false
 	}
-	if max == 0 || b.max == 0 {
-		return max == b.max
+	if max == 0 || refMax == 0 {
+		return max == refMax
 	}
-	return max <= b.max
+	return max <= refMax
 }
 
 // take admits req from a block of its kind, if one covers it. Otherwise it
@@ -128,7 +128,7 @@ func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, stri
 	}
 	b := sh.cur
 	usable := b != nil && !b.closed && b.next < b.end && now.Before(b.until)
-	if usable && b.covers(req.GetPromptTokens(), req.GetMaxTokens()) {
+	if usable && covers(b.prompt, b.max, req.GetPromptTokens(), req.GetMaxTokens()) {
 		// The granting admission's parts are shared, not cloned: nothing
 		// downstream writes to an Admission.
 		g0 := b.adm
@@ -147,7 +147,7 @@ func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, stri
 		// A request the block does not cover asks for no block of its own:
 		// replacing a block still in use would only release and re-reserve.
 	case sh.asking != nil:
-		if (&grantBlock{prompt: sh.askPrompt, max: sh.askMax}).covers(req.GetPromptTokens(), req.GetMaxTokens()) {
+		if covers(sh.askPrompt, sh.askMax, req.GetPromptTokens(), req.GetMaxTokens()) {
 			return nil, key, sh.asking
 		}
 	case now.Sub(sh.refused) < noGrantWait:
@@ -160,31 +160,15 @@ func (g *grants) take(req *budgetv1.AdmitRequest) (*budgetv1.AdmitResponse, stri
 }
 
 // asked ends the ask take started for a request of kind key with these
-// token counts: the block in resp (if any) becomes the kind's, and the
-// requests waiting for it go on.
+// token counts: the block in resp (if any) becomes the kind's, replacing
+// one that ended (its rest is released), and the requests waiting for it go
+// on. resp is nil when the ask failed.
 func (g *grants) asked(key string, prompt, max int64, resp *budgetv1.AdmitResponse) {
-	if resp.GetAdmitted().GetGrant() != nil {
-		g.keep(key, prompt, max, resp)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if sh := g.shapes[key]; sh != nil && sh.asking != nil {
-		close(sh.asking)
-		sh.asking = nil
-		if resp.GetAdmitted().GetGrant() == nil {
-			sh.refused = g.now()
-		}
-	}
-}
-
-// keep records the grant in resp (for a request of kind key with these
-// token counts), replacing the kind's block; the old block's rest is
-// released.
-func (g *grants) keep(key string, prompt, max int64, resp *budgetv1.AdmitResponse) {
 	adm := resp.GetAdmitted()
 	gr := adm.GetGrant()
+	now := g.now()
 	g.mu.Lock()
-	if now := g.now(); now.Sub(g.lastSweep) >= forgetAfter {
+	if now.Sub(g.lastSweep) >= forgetAfter {
 		g.lastSweep = now
 		for k, s := range g.shapes {
 			if k != key && s.cur == nil && now.Sub(s.ended) >= forgetAfter {
@@ -192,21 +176,23 @@ func (g *grants) keep(key string, prompt, max int64, resp *budgetv1.AdmitRespons
 			}
 		}
 	}
-	sh := g.shapes[key]
-	if sh == nil {
-		g.mu.Unlock()
-		return
-	}
 	var old *grantBlock
-	if gr.GetParts() > 0 {
-		old = sh.cur
-		kept := proto.CloneOf(adm)
-		kept.Grant = nil
-		b := &grantBlock{adm: kept, lease: gr.GetLeaseId(), first: gr.GetFirstPart(), prompt: prompt, max: max,
-			next: gr.GetFirstPart(), end: gr.GetFirstPart() + uint64(gr.GetParts()),
-			until: g.now().Add(gr.GetHandOutFor().AsDuration())}
-		sh.cur = b
-		time.AfterFunc(gr.GetHandOutFor().AsDuration(), func() { g.close(key, b) })
+	if sh := g.shapes[key]; sh != nil {
+		if sh.asking != nil {
+			close(sh.asking)
+			sh.asking = nil
+		}
+		if gr.GetParts() > 0 {
+			// adm is shared with the caller, which only reads it; local
+			// admissions copy its fields but the grant.
+			b := &grantBlock{adm: adm, lease: gr.GetLeaseId(), first: gr.GetFirstPart(), prompt: prompt, max: max,
+				next: gr.GetFirstPart(), end: gr.GetFirstPart() + uint64(gr.GetParts()),
+				until: now.Add(gr.GetHandOutFor().AsDuration())}
+			old, sh.cur = sh.cur, b
+			time.AfterFunc(gr.GetHandOutFor().AsDuration(), func() { g.close(key, b) })
+		} else {
+			sh.refused = now
+		}
 	}
 	g.mu.Unlock()
 	if old != nil {
