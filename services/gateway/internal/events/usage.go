@@ -44,41 +44,27 @@ func NewUsageRecorded(c Call) (*eventsv1.UsageRecorded, error) {
 	if err != nil {
 		return nil, fmt.Errorf("events: event id: %w", err)
 	}
-	// One allocation for the event and the messages it points to: one of
-	// these is built for every request.
-	r := &struct {
-		ev                  eventsv1.UsageRecorded
-		tokens              eventsv1.TokenCounts
-		occurred, completed timestamppb.Timestamp
-	}{}
-	r.tokens.Input = c.Usage.Input
-	r.tokens.Output = c.Usage.Output
-	r.tokens.CacheRead = c.Usage.CacheRead
-	r.tokens.CacheCreation = c.Usage.CacheCreation
-	r.tokens.CacheCreation_1H = c.Usage.CacheCreation1h
-	r.tokens.Reasoning = c.Usage.Reasoning
-	setTimestamp(&r.occurred, c.OccurredAt)
-	setTimestamp(&r.completed, c.CompletedAt)
-	ev := &r.ev
-	ev.EventId = id.String()
-	ev.RequestId = c.RequestID
-	ev.Identity = c.Identity
-	ev.Route = c.Route
-	ev.Tokens = &r.tokens
-	ev.PriceOverrides = c.PriceOverrides
-	ev.UnpricedAllowed = c.UnpricedAllowed
-	ev.ReservationId = c.ReservationID
-	ev.ReservedNanos = c.ReservedNanos
-	ev.OccurredAt = &r.occurred
-	ev.CompletedAt = &r.completed
-	ev.Streamed = c.Streamed
-	ev.GatewayId = c.GatewayID
-	ev.CounterKeys = c.CounterKeys
-	return ev, nil
-}
-
-// setTimestamp sets ts to t, as timestamppb.New does.
-func setTimestamp(ts *timestamppb.Timestamp, t time.Time) {
-	ts.Seconds = t.Unix()
-	ts.Nanos = int32(t.Nanosecond())
+	return &eventsv1.UsageRecorded{
+		EventId:   id.String(),
+		RequestId: c.RequestID,
+		Identity:  c.Identity,
+		Route:     c.Route,
+		Tokens: &eventsv1.TokenCounts{
+			Input:            c.Usage.Input,
+			Output:           c.Usage.Output,
+			CacheRead:        c.Usage.CacheRead,
+			CacheCreation:    c.Usage.CacheCreation,
+			CacheCreation_1H: c.Usage.CacheCreation1h,
+			Reasoning:        c.Usage.Reasoning,
+		},
+		PriceOverrides:  c.PriceOverrides,
+		UnpricedAllowed: c.UnpricedAllowed,
+		ReservationId:   c.ReservationID,
+		ReservedNanos:   c.ReservedNanos,
+		OccurredAt:      timestamppb.New(c.OccurredAt),
+		CompletedAt:     timestamppb.New(c.CompletedAt),
+		Streamed:        c.Streamed,
+		GatewayId:       c.GatewayID,
+		CounterKeys:     c.CounterKeys,
+	}, nil
 }

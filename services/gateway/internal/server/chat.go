@@ -378,17 +378,11 @@ func (x *exchange) publish(ev *eventsv1.UsageRecorded, err error) {
 }
 
 func (x *exchange) event(d *deploy.Deployment, u pricing.Usage, streamed bool) (*eventsv1.UsageRecorded, error) {
-	// Identity and route in one allocation.
-	parts := &struct {
-		ident eventsv1.Identity
-		route eventsv1.Route
-	}{}
-	ident, route := &parts.ident, &parts.route
-	ident.KeyId, ident.EndUserId, ident.Tags = x.p.keyID(), x.req.User, x.tags
+	ident := &eventsv1.Identity{KeyId: x.p.keyID(), EndUserId: x.req.User, Tags: x.tags}
 	if k := x.p.key; k != nil {
 		ident.TeamId, ident.UserId, ident.OrgId = k.GetTeamId(), k.GetUserId(), k.GetOrgId()
 	}
-	route.ModelGroup, route.DeploymentId, route.Provider, route.BackendModel, route.BaseModel = x.group, d.ID(), d.Provider, d.BackendModel, d.BaseModel
+	route := &eventsv1.Route{ModelGroup: x.group, DeploymentId: d.ID(), Provider: d.Provider, BackendModel: d.BackendModel, BaseModel: d.BaseModel}
 	return events.NewUsageRecorded(events.Call{
 		RequestID:       x.callID,
 		Identity:        ident,
